@@ -1,0 +1,93 @@
+//! The set of message ids changed since the last drain, which the JS patch API
+//! uses to rebuild only the messages that changed.
+
+use rustc_hash::FxHashSet;
+
+/// Ids of messages changed (created, updated or removed) since the last drain.
+#[derive(Debug, Clone, Default)]
+pub struct ChangedIds {
+    ids: FxHashSet<String>,
+    /// Set when so much changed that every message must be rebuilt.
+    everything: bool,
+}
+
+impl ChangedIds {
+    /// Records a change to `id`.
+    pub fn mark(&mut self, id: &str) {
+        // Checked first so that a streaming message costs no allocation per delta.
+        if !self.everything && !self.ids.contains(id) {
+            self.ids.insert(id.to_owned());
+        }
+    }
+
+    /// Records that the whole list was replaced.
+    pub fn mark_everything(&mut self) {
+        self.everything = true;
+        self.ids.clear();
+    }
+
+    /// Whether anything changed.
+    pub fn is_empty(&self) -> bool {
+        !self.everything && self.ids.is_empty()
+    }
+
+    /// Moves the changes out of `self` into `into`.
+    pub fn drain_into(&mut self, into: &mut Changes) {
+        into.everything |= std::mem::take(&mut self.everything);
+        into.ids.extend(self.ids.drain());
+    }
+}
+
+/// Drained changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// When true, treat every message as changed.
+    pub everything: bool,
+    /// The ids that changed (sorted after `finish`).
+    pub ids: Vec<String>,
+}
+
+impl Changes {
+    /// Sorts and dedupes the ids, so the result does not depend on hash order.
+    pub fn finish(mut self) -> Self {
+        self.ids.sort_unstable();
+        self.ids.dedup();
+        if self.everything {
+            self.ids.clear();
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    #[test]
+    fn drains_sorted_unique_ids_once() {
+        let mut changed = ChangedIds::default();
+        changed.mark("b");
+        changed.mark("a");
+        changed.mark("b");
+        let mut other = ChangedIds::default();
+        other.mark("a");
+        let mut out = Changes::default();
+        changed.drain_into(&mut out);
+        other.drain_into(&mut out);
+        assert_eq!(out.finish(), Changes { everything: false, ids: vec!["a".into(), "b".into()] });
+        assert!(changed.is_empty());
+    }
+
+    #[test]
+    fn everything_absorbs_single_ids() {
+        let mut changed = ChangedIds::default();
+        changed.mark_everything();
+        changed.mark("a");
+        let mut out = Changes::default();
+        changed.drain_into(&mut out);
+        assert_eq!(out.finish(), Changes { everything: true, ids: vec![] });
+    }
+}

@@ -1,0 +1,41 @@
+//! `stream-core`: the sans-IO engine for streaming agent chat sessions,
+//! shared by the server (natively) and the browser (on wasm32).
+//!
+//! It does no I/O and reads no clock: time comes in as `now_ms` arguments,
+//! and where something must happen (resubscribe, take a snapshot) it returns
+//! that as a value instead of doing it. Same frames in, same state and same
+//! [`StateHash`] out, on both targets.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`frame`] | wire types of protocol §2–3 and the validating parser |
+//! | [`message`] | the message model of §5 |
+//! | [`reorder`] | the per-channel reorder buffer |
+//! | [`reducer`] | the session state and the apply function |
+//! | [`optimistic`] | pending local sends and echo dedupe |
+//! | [`processing`] | the map of running sessions |
+//! | [`state_hash`] | the canonical 64-bit state hash |
+//! | [`changes`] | ids changed since the last drain, for patches |
+//! | [`session`] | the client engine that ties them together |
+
+pub mod changes;
+pub mod frame;
+#[cfg(feature = "arbitrary")]
+pub mod fuzzing;
+pub mod message;
+pub mod optimistic;
+pub mod processing;
+pub mod reducer;
+pub mod reorder;
+pub mod session;
+pub mod state_hash;
+
+pub use frame::{
+    ClientFrame, ControlFrame, FrameBody, FrameError, FrameErrorKind, SequencedFrame, ServerFrame, Snapshot,
+};
+pub use message::{Message, MessageStatus, Role};
+pub use processing::ProcessingMap;
+pub use reducer::{RunEvent, SessionState};
+pub use reorder::Cursor;
+pub use session::{EngineConfig, IngestReport, ResyncReason, SessionEngine};
+pub use state_hash::StateHash;

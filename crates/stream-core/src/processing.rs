@@ -1,0 +1,256 @@
+//! The map of sessions that are processing (have a run going), as a client
+//! sees it: fed by local sends, by `run_started`/`run_finished` frames and by
+//! the server's `running` lists, which may arrive late or out of order.
+//!
+//! Two rules keep a finished session from spinning again: a `running` list
+//! older than one already applied is ignored, and a list that still reports
+//! a run whose `run_finished` was applied is not believed for that run.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use crate::frame::{Running, RunningSession};
+
+/// The default time a local mark survives lists that do not report it yet.
+pub const DEFAULT_LOCAL_GRACE_MS: u64 = 10_000;
+
+/// Why a session is in the map.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum RunningEntry {
+    /// This client just sent a message; the server has not reported the run yet.
+    Local {
+        /// When the mark was made.
+        marked_at: u64,
+    },
+    /// The server reported this run.
+    Run {
+        /// The run.
+        run_id: String,
+        /// Its provider.
+        provider: String,
+        /// Start time, ms since the Unix epoch.
+        started_at: u64,
+    },
+}
+
+impl RunningEntry {
+    /// The run's id, when the server reported one.
+    pub fn run_id(&self) -> Option<&str> {
+        match self {
+            Self::Local { .. } => None,
+            Self::Run { run_id, .. } => Some(run_id),
+        }
+    }
+}
+
+/// Running sessions, by id (sorted, so listing is stable).
+#[derive(Debug, Clone)]
+pub struct ProcessingMap {
+    entries: BTreeMap<String, RunningEntry>,
+    /// The last run seen to finish in each session.
+    finished: FxHashMap<String, String>,
+    last_rev: Option<u64>,
+    local_grace_ms: u64,
+    changed: bool,
+}
+
+impl Default for ProcessingMap {
+    fn default() -> Self {
+        Self::new(DEFAULT_LOCAL_GRACE_MS)
+    }
+}
+
+impl ProcessingMap {
+    /// An empty map; local marks survive `local_grace_ms` of lists without them.
+    pub fn new(local_grace_ms: u64) -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            finished: FxHashMap::default(),
+            last_rev: None,
+            local_grace_ms,
+            changed: false,
+        }
+    }
+
+    /// The running sessions.
+    pub fn entries(&self) -> &BTreeMap<String, RunningEntry> {
+        &self.entries
+    }
+
+    /// Whether the session is running.
+    pub fn is_running(&self, session_id: &str) -> bool {
+        self.entries.contains_key(session_id)
+    }
+
+    /// The last `rev` applied.
+    pub fn last_rev(&self) -> Option<u64> {
+        self.last_rev
+    }
+
+    /// Whether the map changed since the last call (for render scheduling).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// This client started something in the session: show it running now.
+    pub fn mark_local(&mut self, session_id: &str, now_ms: u64) {
+        if !self.entries.contains_key(session_id) {
+            self.entries.insert(session_id.to_owned(), RunningEntry::Local { marked_at: now_ms });
+            self.changed = true;
+        }
+    }
+
+    /// A `run_started` frame was applied.
+    pub fn run_started(&mut self, session_id: &str, run_id: &str, provider: &str, started_at: u64) {
+        if self.finished.get(session_id).is_some_and(|finished| finished == run_id) {
+            return;
+        }
+        let entry = RunningEntry::Run { run_id: run_id.to_owned(), provider: provider.to_owned(), started_at };
+        if self.entries.get(session_id) != Some(&entry) {
+            self.entries.insert(session_id.to_owned(), entry);
+            self.changed = true;
+        }
+    }
+
+    /// A `run_finished` frame was applied.
+    pub fn run_finished(&mut self, session_id: &str, run_id: &str) {
+        self.finished.insert(session_id.to_owned(), run_id.to_owned());
+        let ends_entry = match self.entries.get(session_id) {
+            Some(RunningEntry::Run { run_id: running, .. }) => running == run_id,
+            // The local mark was for this run, which is over.
+            Some(RunningEntry::Local { .. }) => true,
+            None => false,
+        };
+        if ends_entry {
+            self.entries.remove(session_id);
+            self.changed = true;
+        }
+    }
+
+    /// Applies a server `running` list. Returns false when it was stale (its
+    /// `rev` not newer than one applied) and so ignored.
+    pub fn sync(&mut self, running: &Running, now_ms: u64) -> bool {
+        if self.last_rev.is_some_and(|last| running.rev <= last) {
+            return false;
+        }
+        self.last_rev = Some(running.rev);
+        let reported: BTreeMap<&str, &RunningSession> = running
+            .sessions
+            .iter()
+            .filter(|session| self.finished.get(&session.session_id) != Some(&session.run_id))
+            .map(|session| (session.session_id.as_str(), session))
+            .collect();
+        let grace = self.local_grace_ms;
+        let before = self.entries.len();
+        let mut changed = false;
+        self.entries.retain(|session_id, entry| match entry {
+            RunningEntry::Local { marked_at } => {
+                reported.contains_key(session_id.as_str()) || now_ms.saturating_sub(*marked_at) < grace
+            }
+            RunningEntry::Run { .. } => reported.contains_key(session_id.as_str()),
+        });
+        changed |= before != self.entries.len();
+        for (session_id, session) in reported {
+            let entry = RunningEntry::Run {
+                run_id: session.run_id.clone(),
+                provider: session.provider.clone(),
+                started_at: session.started_at,
+            };
+            if self.entries.get(session_id) != Some(&entry) {
+                self.entries.insert(session_id.to_owned(), entry);
+                changed = true;
+            }
+        }
+        self.changed |= changed;
+        true
+    }
+
+    /// Drops local marks older than the grace period with no list to confirm them.
+    pub fn expire_local(&mut self, now_ms: u64) {
+        let grace = self.local_grace_ms;
+        let before = self.entries.len();
+        self.entries.retain(|_, entry| match entry {
+            RunningEntry::Local { marked_at } => now_ms.saturating_sub(*marked_at) < grace,
+            RunningEntry::Run { .. } => true,
+        });
+        self.changed |= before != self.entries.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    fn running(rev: u64, sessions: &[(&str, &str)]) -> Running {
+        Running {
+            rev,
+            sessions: sessions
+                .iter()
+                .map(|(session, run)| RunningSession {
+                    session_id: session.to_string(),
+                    run_id: run.to_string(),
+                    provider: "demo".into(),
+                    started_at: 1,
+                    last_seq: 1,
+                })
+                .collect(),
+        }
+    }
+
+    fn ids(map: &ProcessingMap) -> Vec<&str> {
+        map.entries().keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn local_marks_survive_the_grace_period_then_clear() {
+        let mut map = ProcessingMap::new(1_000);
+        map.mark_local("s1", 0);
+        assert!(map.take_changed());
+        assert!(map.sync(&running(1, &[]), 500));
+        assert_eq!(ids(&map), vec!["s1"]);
+        assert!(map.sync(&running(2, &[]), 1_000));
+        assert!(ids(&map).is_empty());
+        map.mark_local("s2", 0);
+        map.expire_local(999);
+        assert_eq!(ids(&map), vec!["s2"]);
+        map.expire_local(1_000);
+        assert!(ids(&map).is_empty());
+    }
+
+    #[test]
+    fn sync_clears_sessions_the_server_no_longer_reports() {
+        let mut map = ProcessingMap::default();
+        map.sync(&running(1, &[("a", "r1"), ("b", "r2")]), 0);
+        map.sync(&running(2, &[("b", "r2")]), 0);
+        assert_eq!(ids(&map), vec!["b"]);
+    }
+
+    #[test]
+    fn an_older_rev_is_ignored() {
+        let mut map = ProcessingMap::default();
+        map.sync(&running(5, &[]), 0);
+        assert!(!map.sync(&running(4, &[("a", "r1")]), 0));
+        assert!(!map.sync(&running(5, &[("a", "r1")]), 0));
+        assert!(ids(&map).is_empty());
+    }
+
+    #[test]
+    fn frames_update_at_once_and_a_late_list_cannot_revive_a_finished_run() {
+        let mut map = ProcessingMap::default();
+        map.run_started("a", "r1", "demo", 1);
+        assert_eq!(ids(&map), vec!["a"]);
+        map.run_finished("a", "r1");
+        assert!(ids(&map).is_empty());
+        // A newer rev computed before the finish still lists r1: not believed.
+        map.sync(&running(7, &[("a", "r1")]), 0);
+        assert!(ids(&map).is_empty());
+        // A newer rev with a new run is.
+        map.sync(&running(8, &[("a", "r2")]), 0);
+        assert_eq!(map.entries()["a"].run_id(), Some("r2"));
+    }
+}

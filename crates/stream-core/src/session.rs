@@ -1,0 +1,461 @@
+//! The client engine of one session: parses what the socket delivers, puts it
+//! in order, applies it, merges optimistic sends, and says what the transport
+//! must do next (resubscribe, and from where). No I/O: time is an argument and
+//! actions are returned.
+
+use crate::changes::Changes;
+use crate::frame::{
+    ClientFrame, ControlFrame, DEFAULT_MAX_MESSAGE_BYTES, FrameBody, FrameError, SequencedFrame, ServerFrame, Snapshot,
+    parse_server_message,
+};
+use crate::message::{Message, Role};
+use crate::optimistic::{DEFAULT_ECHO_WINDOW_MS, PendingSends, SendOutcome};
+use crate::reducer::{RunEvent, SessionState};
+use crate::reorder::{Cursor, Offer, ReorderBuffer, ReorderLimits};
+use crate::state_hash::StateHash;
+
+/// Settings of an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Reorder buffer bounds.
+    pub reorder: ReorderLimits,
+    /// Largest WebSocket message accepted.
+    pub max_message_bytes: usize,
+    /// Window for matching echoes that lack a `client_message_id`.
+    pub echo_window_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            reorder: ReorderLimits::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            echo_window_ms: DEFAULT_ECHO_WINDOW_MS,
+        }
+    }
+}
+
+/// Why the engine cannot go on without a new subscription.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ResyncReason {
+    /// Too many frames (or bytes) arrived ahead of a gap.
+    Overflow {
+        /// Frames that would have been held.
+        held_frames: usize,
+        /// Bytes that would have been held.
+        held_bytes: usize,
+    },
+    /// Frames of another history arrived.
+    EpochChanged {
+        /// The engine's epoch.
+        from: Option<String>,
+        /// The frame's.
+        to: String,
+    },
+    /// A gap did not fill in time.
+    Stalled {
+        /// The last seq applied.
+        after_seq: u64,
+        /// Frames held behind the gap.
+        held_frames: usize,
+        /// How long they waited.
+        waited_ms: u64,
+    },
+    /// The server's state hash differs from the engine's.
+    Diverged {
+        /// The server's.
+        expected: StateHash,
+        /// The engine's.
+        actual: StateHash,
+    },
+    /// The server ended the subscription (`unsubscribed`), e.g. `slow_consumer`.
+    Unsubscribed {
+        /// The server's reason.
+        reason: String,
+    },
+}
+
+impl ResyncReason {
+    /// Whether the engine's state is no longer a base to resume from, so only a
+    /// snapshot helps.
+    pub fn needs_snapshot(&self) -> bool {
+        matches!(self, Self::EpochChanged { .. } | Self::Diverged { .. })
+    }
+}
+
+/// What one `ingest` call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Sequenced frames applied (including held ones this call released).
+    pub applied: usize,
+    /// Frames held for a gap.
+    pub buffered: usize,
+    /// Frames dropped as already applied.
+    pub duplicates: usize,
+    /// Frames with nothing for this engine (unknown types, other control frames).
+    pub ignored: usize,
+    /// Frames that failed validation; they changed nothing.
+    pub errors: Vec<FrameError>,
+    /// Set when the transport must resubscribe (with `subscribe_frame`).
+    pub need_resync: Option<ResyncReason>,
+    /// Runs that started or finished, for the running map.
+    pub run_events: Vec<RunEvent>,
+}
+
+/// The client engine of one session.
+#[derive(Debug, Clone)]
+pub struct SessionEngine {
+    channel: String,
+    config: EngineConfig,
+    reorder: ReorderBuffer<SequencedFrame>,
+    state: SessionState,
+    pending: PendingSends,
+    /// Set when only a snapshot can repair the state; cleared by one.
+    snapshot_required: bool,
+}
+
+impl SessionEngine {
+    /// An empty engine for `channel` with default settings.
+    pub fn new(channel: impl Into<String>) -> Self {
+        Self::with_config(channel, EngineConfig::default())
+    }
+
+    /// An empty engine for `channel`.
+    pub fn with_config(channel: impl Into<String>, config: EngineConfig) -> Self {
+        Self {
+            channel: channel.into(),
+            config,
+            reorder: ReorderBuffer::new(config.reorder),
+            state: SessionState::new(),
+            pending: PendingSends::new(config.echo_window_ms),
+            snapshot_required: false,
+        }
+    }
+
+    /// The channel (session id).
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The confirmed state.
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// Every message: the confirmed ones, then the local pending or failed ones.
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        self.state.messages().iter().chain(self.pending.messages())
+    }
+
+    /// How many messages `messages` yields.
+    pub fn message_count(&self) -> usize {
+        self.state.messages().len() + self.pending.len()
+    }
+
+    /// Where the sequence stands.
+    pub fn cursor(&self) -> &Cursor {
+        self.reorder.cursor()
+    }
+
+    /// The hash of the confirmed messages.
+    pub fn state_hash(&self) -> StateHash {
+        self.state.state_hash()
+    }
+
+    /// Frames and bytes held out of order.
+    pub fn held(&self) -> (usize, usize) {
+        (self.reorder.held_frames(), self.reorder.held_bytes())
+    }
+
+    /// The `subscribe` to send: with the cursor, unless only a snapshot helps.
+    pub fn subscribe_frame(&self) -> ClientFrame {
+        let cursor = self.reorder.cursor();
+        let resume = !self.snapshot_required && cursor.seq > 0;
+        ClientFrame::Subscribe {
+            channel: self.channel.clone(),
+            epoch: if resume { cursor.epoch.clone() } else { None },
+            after_seq: if resume { Some(cursor.seq) } else { None },
+        }
+    }
+
+    /// Ingests one WebSocket text message (a frame or an array of frames).
+    pub fn ingest(&mut self, text: &str, now_ms: u64) -> IngestReport {
+        let mut report = IngestReport::default();
+        let parsed = parse_server_message(text, Some(&self.channel), self.config.max_message_bytes);
+        report.errors = parsed.errors;
+        for parsed_frame in parsed.frames {
+            match parsed_frame.frame {
+                ServerFrame::Sequenced(frame) => self.offer(frame, parsed_frame.wire_len, now_ms, &mut report),
+                ServerFrame::Control(ControlFrame::Snapshot(snapshot)) => {
+                    self.load_snapshot(snapshot, now_ms, &mut report)
+                }
+                ServerFrame::Control(ControlFrame::Unsubscribed(unsubscribed)) => {
+                    report.need_resync = Some(ResyncReason::Unsubscribed { reason: unsubscribed.reason });
+                }
+                ServerFrame::Control(_) => report.ignored += 1,
+            }
+        }
+        report
+    }
+
+    /// Applies a snapshot (from the socket, or from `GET /v1/sessions/{id}`).
+    pub fn apply_snapshot(&mut self, snapshot: Snapshot, now_ms: u64) -> IngestReport {
+        let mut report = IngestReport::default();
+        self.load_snapshot(snapshot, now_ms, &mut report);
+        report
+    }
+
+    /// Shows a user message at once, as `pending` after the confirmed ones.
+    pub fn send_local(&mut self, content: &str, client_message_id: &str, now_ms: u64) -> SendOutcome {
+        if self.state.has_client_message(client_message_id) {
+            return SendOutcome::Duplicate;
+        }
+        self.pending.send(content, client_message_id, now_ms)
+    }
+
+    /// Marks a local send whose POST failed; it can be retried with `send_local`.
+    pub fn mark_send_failed(&mut self, client_message_id: &str, error: &str) -> bool {
+        self.pending.mark_failed(client_message_id, error)
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.reorder.poll_timeout()
+    }
+
+    /// Gives up on a gap that did not fill in time.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Option<ResyncReason> {
+        self.reorder.handle_timeout(now_ms)
+    }
+
+    /// The message ids changed (created, updated, removed) since the last call.
+    pub fn drain_changes(&mut self) -> Changes {
+        let mut changes = Changes::default();
+        self.state.changed_mut().drain_into(&mut changes);
+        self.pending.changed_mut().drain_into(&mut changes);
+        changes.finish()
+    }
+
+    fn offer(&mut self, frame: SequencedFrame, wire_len: usize, now_ms: u64, report: &mut IngestReport) {
+        let epoch = frame.epoch.clone();
+        match self.reorder.offer(&epoch, frame.seq, frame, wire_len, now_ms) {
+            Offer::Ready => {
+                while let Some(ready) = self.reorder.pop_ready() {
+                    self.apply(ready, now_ms, report);
+                }
+            }
+            Offer::Held => report.buffered += 1,
+            Offer::Duplicate => report.duplicates += 1,
+            Offer::Resync(reason) => {
+                if reason.needs_snapshot() {
+                    self.snapshot_required = true;
+                }
+                report.need_resync = Some(reason);
+            }
+        }
+    }
+
+    fn apply(&mut self, frame: SequencedFrame, now_ms: u64, report: &mut IngestReport) {
+        report.applied += 1;
+        if let FrameBody::MessageStarted(started) = &frame.body
+            && started.role == Role::User
+        {
+            self.pending.take_echo(started.client_message_id.as_deref(), started.content.as_deref(), now_ms);
+        }
+        let expected_hash = match &frame.body {
+            FrameBody::RunFinished(finished) => finished.state_hash,
+            _ => None,
+        };
+        if let Some(event) = self.state.apply(frame) {
+            report.run_events.push(event);
+        }
+        if let Some(expected) = expected_hash {
+            let actual = self.state.state_hash();
+            if actual != expected {
+                self.snapshot_required = true;
+                report.need_resync = Some(ResyncReason::Diverged { expected, actual });
+            }
+        }
+    }
+
+    fn load_snapshot(&mut self, snapshot: Snapshot, now_ms: u64, report: &mut IngestReport) {
+        let cursor = self.reorder.cursor();
+        let stale = !self.snapshot_required && snapshot.epoch == cursor.epoch && snapshot.seq < cursor.seq;
+        if stale {
+            // Older than what is applied: the state already includes it.
+            report.ignored += 1;
+            return;
+        }
+        let (epoch, seq) = (snapshot.epoch.clone(), snapshot.seq);
+        if let Some(run) = &snapshot.run {
+            report.run_events.push(RunEvent::Started(run.clone()));
+        }
+        self.state.load_snapshot(snapshot);
+        let state = &self.state;
+        self.pending.retain_unconfirmed(|client_id| state.has_client_message(client_id));
+        self.snapshot_required = false;
+        self.reorder.reset(epoch, seq, now_ms);
+        while let Some(ready) = self.reorder.pop_ready() {
+            self.apply(ready, now_ms, report);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::message::MessageStatus;
+
+    fn frame(seq: u64, body: &str) -> String {
+        format!(r#"{{"channel":"s","epoch":"e","seq":{seq},{body}}}"#)
+    }
+
+    fn delta(seq: u64, id: &str, text: &str) -> String {
+        frame(seq, &format!(r#""type":"delta","message_id":"{id}","content":"{text}""#))
+    }
+
+    fn contents(engine: &SessionEngine) -> Vec<(String, String, MessageStatus)> {
+        engine.messages().map(|m| (m.id.clone(), m.content.clone(), m.status)).collect()
+    }
+
+    #[test]
+    fn out_of_order_and_duplicated_batches_apply_once_in_order() {
+        let mut engine = SessionEngine::new("s");
+        let report = engine.ingest(&format!("[{},{}]", delta(2, "a", "b"), delta(3, "a", "c")), 0);
+        assert_eq!((report.applied, report.buffered), (0, 2));
+        let report = engine.ingest(&format!("[{},{}]", delta(1, "a", "a"), delta(2, "a", "b")), 0);
+        assert_eq!((report.applied, report.duplicates), (3, 1));
+        assert_eq!(contents(&engine), vec![("a".into(), "abc".into(), MessageStatus::Streaming)]);
+        assert_eq!(engine.cursor(), &Cursor { epoch: Some("e".into()), seq: 3 });
+    }
+
+    #[test]
+    fn bad_input_is_reported_and_changes_nothing() {
+        let mut engine = SessionEngine::new("s");
+        engine.ingest(&delta(1, "a", "x"), 0);
+        let before = (engine.state_hash(), engine.cursor().clone());
+        for bad in ["", "nul", "[", r#"{"type":"delta"}"#, &delta(2, "a", "y").replace("\"s\"", "\"t\"")] {
+            let report = engine.ingest(bad, 0);
+            assert_eq!(report.errors.len(), 1, "{bad}");
+            assert_eq!(report.applied, 0);
+        }
+        assert_eq!((engine.state_hash(), engine.cursor().clone()), before);
+    }
+
+    #[test]
+    fn unknown_types_advance_the_cursor() {
+        let mut engine = SessionEngine::new("s");
+        let report = engine.ingest(&format!("[{},{}]", frame(1, r#""type":"future_thing""#), delta(2, "a", "x")), 0);
+        assert_eq!(report.applied, 2);
+        assert_eq!(engine.cursor().seq, 2);
+    }
+
+    #[test]
+    fn the_echo_replaces_the_pending_message_in_the_same_ingest() {
+        let mut engine = SessionEngine::new("s");
+        assert_eq!(engine.send_local("hello", "c1", 0), SendOutcome::Added);
+        assert_eq!(contents(&engine), vec![("c1".into(), "hello".into(), MessageStatus::Pending)]);
+        engine.ingest(
+            &frame(1, r#""type":"message_started","message_id":"m1","role":"user","created_at":1,"client_message_id":"c1","content":"hello""#),
+            10,
+        );
+        assert_eq!(contents(&engine), vec![("m1".into(), "hello".into(), MessageStatus::Complete)]);
+        assert_eq!(engine.send_local("hello", "c1", 20), SendOutcome::Duplicate);
+        let changes = engine.drain_changes();
+        assert_eq!(changes.ids, vec!["c1".to_string(), "m1".to_string()]);
+    }
+
+    #[test]
+    fn a_hash_mismatch_on_run_finished_asks_for_a_snapshot() {
+        let mut engine = SessionEngine::new("s");
+        engine.ingest(&delta(1, "a", "x"), 0);
+        let report = engine.ingest(
+            &frame(2, r#""type":"run_finished","run_id":"r","status":"complete","aborted":false,"state_hash":"0000000000000001""#),
+            0,
+        );
+        assert!(matches!(report.need_resync, Some(ResyncReason::Diverged { .. })));
+        assert_eq!(
+            engine.subscribe_frame(),
+            ClientFrame::Subscribe { channel: "s".into(), epoch: None, after_seq: None }
+        );
+    }
+
+    #[test]
+    fn a_matching_hash_on_run_finished_is_quiet() {
+        let mut engine = SessionEngine::new("s");
+        engine.ingest(&delta(1, "a", "x"), 0);
+        let mut reference = engine.state().clone();
+        reference.apply(SequencedFrame {
+            channel: "s".into(),
+            epoch: "e".into(),
+            seq: 2,
+            body: FrameBody::RunFinished(crate::frame::RunFinished {
+                run_id: "r".into(),
+                status: crate::message::Outcome::Complete,
+                aborted: false,
+                exit_code: None,
+                state_hash: None,
+            }),
+        });
+        let hash = reference.state_hash();
+        let report = engine.ingest(
+            &frame(
+                2,
+                &format!(
+                    r#""type":"run_finished","run_id":"r","status":"complete","aborted":false,"state_hash":"{hash}""#
+                ),
+            ),
+            0,
+        );
+        assert_eq!(report.need_resync, None);
+        assert_eq!(report.run_events.len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_resets_the_cursor_keeps_pending_and_releases_later_frames() {
+        let mut source = SessionEngine::new("s");
+        source.ingest(&delta(1, "a", "x"), 0);
+        source.ingest(&delta(2, "b", "y"), 0);
+        let snapshot =
+            serde_json::to_string(&ControlFrame::Snapshot(source.state().snapshot("s", Some("e"), 2))).unwrap();
+
+        let mut engine = SessionEngine::new("s");
+        engine.send_local("mine", "c1", 0);
+        assert_eq!(engine.ingest(&delta(3, "b", "z"), 0).buffered, 1);
+        let report = engine.ingest(&snapshot, 0);
+        assert_eq!(report.applied, 1);
+        assert_eq!(
+            contents(&engine),
+            vec![
+                ("a".into(), "x".into(), MessageStatus::Streaming),
+                ("b".into(), "yz".into(), MessageStatus::Streaming),
+                ("c1".into(), "mine".into(), MessageStatus::Pending),
+            ]
+        );
+        assert_eq!(engine.cursor().seq, 3);
+        assert!(engine.drain_changes().everything);
+        // An older snapshot of the same epoch changes nothing.
+        assert_eq!(engine.ingest(&snapshot, 0).ignored, 1);
+        assert_eq!(engine.cursor().seq, 3);
+    }
+
+    #[test]
+    fn subscribe_frame_resumes_from_the_cursor() {
+        let mut engine = SessionEngine::new("s");
+        assert_eq!(
+            engine.subscribe_frame(),
+            ClientFrame::Subscribe { channel: "s".into(), epoch: None, after_seq: None }
+        );
+        engine.ingest(&delta(1, "a", "x"), 0);
+        assert_eq!(
+            engine.subscribe_frame(),
+            ClientFrame::Subscribe { channel: "s".into(), epoch: Some("e".into()), after_seq: Some(1) }
+        );
+        let report = engine.ingest(r#"{"type":"unsubscribed","channel":"s","reason":"slow_consumer"}"#, 0);
+        assert_eq!(report.need_resync, Some(ResyncReason::Unsubscribed { reason: "slow_consumer".into() }));
+    }
+}
