@@ -6,6 +6,8 @@
 //! `echo_window_ms`, oldest first, one local message per echo, so two
 //! identical prompts stay two messages.
 
+use rustc_hash::FxHashSet;
+
 use crate::changes::ChangedIds;
 use crate::message::{Message, MessageStatus, Role};
 
@@ -34,6 +36,10 @@ struct LocalSend {
 #[derive(Debug, Clone)]
 pub struct PendingSends {
     sends: Vec<LocalSend>,
+    /// Ids of local sends that an echo without `client_message_id` confirmed:
+    /// the confirmed message does not carry the id, so it is remembered here
+    /// and a retry of it stays a duplicate.
+    confirmed_by_content: FxHashSet<String>,
     echo_window_ms: u64,
     changed: ChangedIds,
 }
@@ -47,7 +53,7 @@ impl Default for PendingSends {
 impl PendingSends {
     /// No local messages; echoes without an id match within `echo_window_ms`.
     pub fn new(echo_window_ms: u64) -> Self {
-        Self { sends: Vec::new(), echo_window_ms, changed: ChangedIds::default() }
+        Self { sends: Vec::new(), confirmed_by_content: FxHashSet::default(), echo_window_ms, changed: ChangedIds::default() }
     }
 
     /// The local messages, oldest first.
@@ -73,6 +79,9 @@ impl PendingSends {
     /// Adds a pending message, or puts a failed one with the same id back to
     /// pending. The caller has checked that no confirmed message has the id.
     pub fn send(&mut self, content: &str, client_message_id: &str, now_ms: u64) -> SendOutcome {
+        if self.confirmed_by_content.contains(client_message_id) {
+            return SendOutcome::Duplicate;
+        }
         if let Some(send) = self.find_mut(client_message_id) {
             if send.message.status != MessageStatus::Failed {
                 return SendOutcome::Duplicate;
@@ -116,19 +125,10 @@ impl PendingSends {
         let Some(position) = position else { return false };
         let removed = self.sends.remove(position);
         self.changed.mark(&removed.message.id);
+        if client_message_id.is_none() {
+            self.confirmed_by_content.insert(removed.message.id);
+        }
         true
-    }
-
-    /// Drops local messages already confirmed (as after a snapshot).
-    pub fn retain_unconfirmed(&mut self, is_confirmed: impl Fn(&str) -> bool) {
-        let changed = &mut self.changed;
-        self.sends.retain(|send| {
-            let confirmed = is_confirmed(&send.message.id);
-            if confirmed {
-                changed.mark(&send.message.id);
-            }
-            !confirmed
-        });
     }
 
     fn find_mut(&mut self, client_message_id: &str) -> Option<&mut LocalSend> {
@@ -185,5 +185,7 @@ mod tests {
         assert!(!pending.take_echo(None, Some("same"), 1_600));
         assert!(pending.take_echo(None, Some("same"), 1_500));
         assert!(!pending.take_echo(None, Some("same"), 1_500));
+        // A retry of a send confirmed by content stays a duplicate.
+        assert_eq!(pending.send("same", "c1", 1_600), SendOutcome::Duplicate);
     }
 }

@@ -3,14 +3,16 @@
 //! the server's `running` lists, which may arrive late or out of order.
 //!
 //! Two rules keep a finished session from spinning again: a `running` list
-//! older than one already applied is ignored, and a list that still reports
-//! a run whose `run_finished` was applied is not believed for that run.
+//! older than one already applied is ignored, and an entry whose `last_seq` is
+//! not past the `run_finished` this client applied for that session describes
+//! the channel before the finish, so it is not believed.
 
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
 use crate::frame::{Running, RunningSession};
+use crate::reducer::RunEvent;
 
 /// The default time a local mark survives lists that do not report it yet.
 pub const DEFAULT_LOCAL_GRACE_MS: u64 = 10_000;
@@ -49,8 +51,8 @@ impl RunningEntry {
 #[derive(Debug, Clone)]
 pub struct ProcessingMap {
     entries: BTreeMap<String, RunningEntry>,
-    /// The last run seen to finish in each session.
-    finished: FxHashMap<String, String>,
+    /// The seq of the last `run_finished` applied in each session.
+    finished_at_seq: FxHashMap<String, u64>,
     last_rev: Option<u64>,
     local_grace_ms: u64,
     changed: bool,
@@ -67,7 +69,7 @@ impl ProcessingMap {
     pub fn new(local_grace_ms: u64) -> Self {
         Self {
             entries: BTreeMap::new(),
-            finished: FxHashMap::default(),
+            finished_at_seq: FxHashMap::default(),
             last_rev: None,
             local_grace_ms,
             changed: false,
@@ -102,9 +104,19 @@ impl ProcessingMap {
         }
     }
 
-    /// A `run_started` frame was applied.
-    pub fn run_started(&mut self, session_id: &str, run_id: &str, provider: &str, started_at: u64) {
-        if self.finished.get(session_id).is_some_and(|finished| finished == run_id) {
+    /// Feeds a run event from a session engine's report.
+    pub fn apply_event(&mut self, session_id: &str, event: &RunEvent) {
+        match event {
+            RunEvent::Started { info, seq } => {
+                self.run_started(session_id, &info.run_id, &info.provider, info.started_at, *seq)
+            }
+            RunEvent::Finished { run_id, seq, .. } => self.run_finished(session_id, run_id, *seq),
+        }
+    }
+
+    /// A `run_started` frame at `seq` was applied.
+    pub fn run_started(&mut self, session_id: &str, run_id: &str, provider: &str, started_at: u64, seq: u64) {
+        if !self.is_after_finish(session_id, seq) {
             return;
         }
         let entry = RunningEntry::Run { run_id: run_id.to_owned(), provider: provider.to_owned(), started_at };
@@ -114,9 +126,12 @@ impl ProcessingMap {
         }
     }
 
-    /// A `run_finished` frame was applied.
-    pub fn run_finished(&mut self, session_id: &str, run_id: &str) {
-        self.finished.insert(session_id.to_owned(), run_id.to_owned());
+    /// A `run_finished` frame at `seq` was applied.
+    pub fn run_finished(&mut self, session_id: &str, run_id: &str, seq: u64) {
+        if !self.is_after_finish(session_id, seq) {
+            return;
+        }
+        self.finished_at_seq.insert(session_id.to_owned(), seq);
         let ends_entry = match self.entries.get(session_id) {
             Some(RunningEntry::Run { run_id: running, .. }) => running == run_id,
             // The local mark was for this run, which is over.
@@ -129,6 +144,11 @@ impl ProcessingMap {
         }
     }
 
+    /// Whether something at `seq` of the session comes after the last finish applied.
+    fn is_after_finish(&self, session_id: &str, seq: u64) -> bool {
+        self.finished_at_seq.get(session_id).is_none_or(|&finished| seq > finished)
+    }
+
     /// Applies a server `running` list. Returns false when it was stale (its
     /// `rev` not newer than one applied) and so ignored.
     pub fn sync(&mut self, running: &Running, now_ms: u64) -> bool {
@@ -139,7 +159,7 @@ impl ProcessingMap {
         let reported: BTreeMap<&str, &RunningSession> = running
             .sessions
             .iter()
-            .filter(|session| self.finished.get(&session.session_id) != Some(&session.run_id))
+            .filter(|session| self.is_after_finish(&session.session_id, session.last_seq))
             .map(|session| (session.session_id.as_str(), session))
             .collect();
         let grace = self.local_grace_ms;
@@ -186,17 +206,17 @@ mod tests {
 
     use super::*;
 
-    fn running(rev: u64, sessions: &[(&str, &str)]) -> Running {
+    fn running(rev: u64, sessions: &[(&str, &str, u64)]) -> Running {
         Running {
             rev,
             sessions: sessions
                 .iter()
-                .map(|(session, run)| RunningSession {
+                .map(|&(session, run, last_seq)| RunningSession {
                     session_id: session.to_string(),
                     run_id: run.to_string(),
                     provider: "demo".into(),
                     started_at: 1,
-                    last_seq: 1,
+                    last_seq,
                 })
                 .collect(),
         }
@@ -225,8 +245,8 @@ mod tests {
     #[test]
     fn sync_clears_sessions_the_server_no_longer_reports() {
         let mut map = ProcessingMap::default();
-        map.sync(&running(1, &[("a", "r1"), ("b", "r2")]), 0);
-        map.sync(&running(2, &[("b", "r2")]), 0);
+        map.sync(&running(1, &[("a", "r1", 1), ("b", "r2", 1)]), 0);
+        map.sync(&running(2, &[("b", "r2", 1)]), 0);
         assert_eq!(ids(&map), vec!["b"]);
     }
 
@@ -234,23 +254,32 @@ mod tests {
     fn an_older_rev_is_ignored() {
         let mut map = ProcessingMap::default();
         map.sync(&running(5, &[]), 0);
-        assert!(!map.sync(&running(4, &[("a", "r1")]), 0));
-        assert!(!map.sync(&running(5, &[("a", "r1")]), 0));
+        assert!(!map.sync(&running(4, &[("a", "r1", 1)]), 0));
+        assert!(!map.sync(&running(5, &[("a", "r1", 1)]), 0));
         assert!(ids(&map).is_empty());
     }
 
     #[test]
     fn frames_update_at_once_and_a_late_list_cannot_revive_a_finished_run() {
         let mut map = ProcessingMap::default();
-        map.run_started("a", "r1", "demo", 1);
+        map.run_started("a", "r1", "demo", 1, 1);
         assert_eq!(ids(&map), vec!["a"]);
-        map.run_finished("a", "r1");
+        map.run_finished("a", "r1", 9);
         assert!(ids(&map).is_empty());
-        // A newer rev computed before the finish still lists r1: not believed.
-        map.sync(&running(7, &[("a", "r1")]), 0);
+        // A newer rev describing the channel before the finish: not believed.
+        map.sync(&running(7, &[("a", "r1", 8)]), 0);
         assert!(ids(&map).is_empty());
-        // A newer rev with a new run is.
-        map.sync(&running(8, &[("a", "r2")]), 0);
+        // A newer rev describing a run begun after it is.
+        map.sync(&running(8, &[("a", "r2", 10)]), 0);
+        assert_eq!(map.entries()["a"].run_id(), Some("r2"));
+    }
+
+    #[test]
+    fn an_older_finish_does_not_end_a_newer_run() {
+        let mut map = ProcessingMap::default();
+        map.run_finished("a", "r1", 9);
+        map.run_started("a", "r2", "demo", 1, 10);
+        map.run_finished("a", "r1", 9);
         assert_eq!(map.entries()["a"].run_id(), Some("r2"));
     }
 }

@@ -21,9 +21,16 @@ pub const TOOL_CALL_UNANSWERED: &str = "the run ended before the tool returned a
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEvent {
     /// A run began.
-    Started(RunInfo),
+    Started {
+        /// The run.
+        info: RunInfo,
+        /// The seq of its `run_started` (or of the snapshot that reported it).
+        seq: u64,
+    },
     /// A run ended.
     Finished {
+        /// The seq of its `run_finished`.
+        seq: u64,
         /// The run.
         run_id: String,
         /// How it ended.
@@ -143,7 +150,7 @@ impl SessionState {
                 let info =
                     RunInfo { run_id: started.run_id, provider: started.provider, started_at: started.started_at };
                 self.run = Some(info.clone());
-                return Some(RunEvent::Started(info));
+                return Some(RunEvent::Started { info, seq: frame.seq });
             }
             FrameBody::MessageStarted(started) => {
                 let Some(i) = self.slot(&started.message_id, started.role) else { return None };
@@ -229,6 +236,7 @@ impl SessionState {
             FrameBody::RunFinished(finished) => {
                 self.close_run(finished.status, finished.aborted);
                 return Some(RunEvent::Finished {
+                    seq: frame.seq,
                     run_id: finished.run_id,
                     status: finished.status,
                     aborted: finished.aborted,

@@ -289,11 +289,19 @@ impl SessionEngine {
         }
         let (epoch, seq) = (snapshot.epoch.clone(), snapshot.seq);
         if let Some(run) = &snapshot.run {
-            report.run_events.push(RunEvent::Started(run.clone()));
+            report.run_events.push(RunEvent::Started { info: run.clone(), seq });
         }
+        let previous = std::mem::take(&mut self.state);
         self.state.load_snapshot(snapshot);
-        let state = &self.state;
-        self.pending.retain_unconfirmed(|client_id| state.has_client_message(client_id));
+        if !self.pending.is_empty() {
+            // User messages new to this client are echoes, whether they came
+            // as frames or inside a snapshot.
+            for message in self.state.messages() {
+                if message.role == Role::User && previous.message(&message.id).is_none() {
+                    self.pending.take_echo(message.client_message_id.as_deref(), Some(&message.content), now_ms);
+                }
+            }
+        }
         self.snapshot_required = false;
         self.reorder.reset(epoch, seq, now_ms);
         while let Some(ready) = self.reorder.pop_ready() {
