@@ -1,10 +1,11 @@
 //! Wire types for every frame of protocol §2–3, and the validating parser for
 //! one WebSocket text message (a frame or an array of frames).
 //!
-//! Parsing is two passes over each frame's text: a cheap one that reads only
-//! the envelope (`type`, `channel`, `epoch`, `seq`), then one into the typed
-//! body chosen by `type`. That keeps the error precise (which frame of a batch,
-//! which field, what was wrong) without buffering the frame in a generic tree.
+//! A sequenced frame is read in one pass into a wide struct of every field a
+//! sequenced frame may carry, then moved into the typed body its `type` names,
+//! which is where missing fields are found. Errors stay precise (which frame of
+//! a batch, which field, what was wrong) without buffering the frame in a
+//! generic tree. Control frames, which are rare, take a second typed pass.
 
 use std::borrow::Cow;
 
@@ -568,27 +569,194 @@ struct Head<'a> {
     seq: Option<u64>,
 }
 
-fn parse_server_frame(text: &str, channel: Option<&str>) -> Result<ServerFrame, FrameErrorKind> {
-    let head: Head<'_> = serde_json::from_str(text).map_err(|error| head_error(text, &error))?;
-    let frame_type = &*head.frame_type;
-    let sequenced_body = match frame_type {
-        "run_started" => Some(body(text, frame_type).map(FrameBody::RunStarted)),
-        "message_started" => Some(body(text, frame_type).map(FrameBody::MessageStarted)),
-        "delta" => Some(body(text, frame_type).map(FrameBody::Delta)),
-        "tool_call" => Some(body(text, frame_type).map(FrameBody::ToolCall)),
-        "tool_result" => Some(body(text, frame_type).map(FrameBody::ToolResult)),
-        "status" => Some(body(text, frame_type).map(FrameBody::Status)),
-        "message_complete" => Some(body(text, frame_type).map(FrameBody::MessageComplete)),
-        "error" => Some(body(text, frame_type).map(FrameBody::Error)),
-        "messages_deleted" => Some(body(text, frame_type).map(FrameBody::MessagesDeleted)),
-        "renamed" => Some(body(text, frame_type).map(FrameBody::Renamed)),
-        "run_finished" => Some(body(text, frame_type).map(FrameBody::RunFinished)),
-        _ => None,
-    };
-    if let Some(sequenced_body) = sequenced_body {
-        let (channel, epoch, seq) = envelope(&head, channel)?;
-        return Ok(ServerFrame::Sequenced(SequencedFrame { channel, epoch, seq, body: sequenced_body? }));
+/// Every field a sequenced frame can carry, read in one pass over the text.
+/// Which of them a frame must have depends on its `type`, and is checked when
+/// the typed body is built; fields of control frames are skipped here.
+#[derive(Deserialize)]
+struct WireFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    frame_type: Cow<'a, str>,
+    #[serde(default, borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    epoch: Option<Cow<'a, str>>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    created_at: Option<u64>,
+    #[serde(default)]
+    client_message_id: Option<String>,
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    started_at: Option<u64>,
+    #[serde(default)]
+    tool_call: Option<ToolCallSpec>,
+    #[serde(default)]
+    tool_call_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    output: Option<Value>,
+    #[serde(default)]
+    truncated: Option<bool>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    status: Option<Outcome>,
+    #[serde(default)]
+    finished_at: Option<u64>,
+    #[serde(default)]
+    aborted: Option<bool>,
+    #[serde(default)]
+    exit_code: Option<i32>,
+    #[serde(default)]
+    state_hash: Option<StateHash>,
+    #[serde(default)]
+    message_ids: Option<Vec<String>>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    tokens_used: Option<u64>,
+    #[serde(default)]
+    ctx_used: Option<u64>,
+    #[serde(default)]
+    ctx_max: Option<u64>,
+    #[serde(default)]
+    cache_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+/// Reads a field that may be JSON `null` as present (`Some(Value::Null)`),
+/// where a plain `Option` would take `null` for absent.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+impl WireFrame<'_> {
+    fn usage(&mut self) -> Usage {
+        Usage {
+            tokens_used: self.tokens_used.take(),
+            ctx_used: self.ctx_used.take(),
+            ctx_max: self.ctx_max.take(),
+            cache_tokens: self.cache_tokens.take(),
+            reasoning_tokens: self.reasoning_tokens.take(),
+            model: self.model.take(),
+            metadata: self.metadata.take(),
+        }
     }
+
+    /// The typed body, for a sequenced type; `None` for any other type.
+    fn take_body(&mut self) -> Result<Option<FrameBody>, FrameErrorKind> {
+        let frame_type = self.frame_type.clone();
+        macro_rules! required {
+            ($field:ident) => {
+                self.$field.take().ok_or_else(|| FrameErrorKind::MissingField {
+                    frame_type: frame_type.to_string(),
+                    field: stringify!($field).to_owned(),
+                })?
+            };
+        }
+        let body = match &*frame_type {
+            "run_started" => FrameBody::RunStarted(RunStarted {
+                run_id: required!(run_id),
+                provider: required!(provider),
+                started_at: required!(started_at),
+            }),
+            "message_started" => FrameBody::MessageStarted(MessageStarted {
+                message_id: required!(message_id),
+                role: required!(role),
+                created_at: required!(created_at),
+                client_message_id: self.client_message_id.take(),
+                content: self.content.take(),
+            }),
+            "delta" => FrameBody::Delta(Delta { message_id: required!(message_id), content: required!(content) }),
+            "tool_call" => FrameBody::ToolCall(ToolCallFrame {
+                message_id: required!(message_id),
+                tool_call: required!(tool_call),
+            }),
+            "tool_result" => FrameBody::ToolResult(ToolResultFrame {
+                message_id: required!(message_id),
+                tool_call_id: required!(tool_call_id),
+                output: required!(output),
+                truncated: required!(truncated),
+                error: self.error.take(),
+            }),
+            "status" => FrameBody::Status(StatusFrame { message_id: required!(message_id), usage: self.usage() }),
+            "message_complete" => FrameBody::MessageComplete(MessageComplete {
+                message_id: required!(message_id),
+                status: required!(status),
+                finished_at: required!(finished_at),
+                usage: self.usage(),
+            }),
+            "error" => FrameBody::Error(ErrorFrame {
+                message_id: self.message_id.take(),
+                error: required!(error),
+                reason: self.reason.take(),
+            }),
+            "messages_deleted" => FrameBody::MessagesDeleted(MessagesDeleted { message_ids: required!(message_ids) }),
+            "renamed" => FrameBody::Renamed(Renamed { name: required!(name) }),
+            "run_finished" => FrameBody::RunFinished(RunFinished {
+                run_id: required!(run_id),
+                status: required!(status),
+                aborted: required!(aborted),
+                exit_code: self.exit_code.take(),
+                state_hash: self.state_hash.take(),
+            }),
+            _ => return Ok(None),
+        };
+        Ok(Some(body))
+    }
+}
+
+const SEQUENCED_TYPES: [&str; 11] = [
+    "run_started",
+    "message_started",
+    "delta",
+    "tool_call",
+    "tool_result",
+    "status",
+    "message_complete",
+    "error",
+    "messages_deleted",
+    "renamed",
+    "run_finished",
+];
+
+const CONTROL_TYPES: [&str; 7] =
+    ["hello", "subscribed", "snapshot", "running", "unsubscribed", "pong", "protocol_error"];
+
+fn parse_server_frame(text: &str, channel: Option<&str>) -> Result<ServerFrame, FrameErrorKind> {
+    let mut wire: WireFrame<'_> = match serde_json::from_str(text) {
+        Ok(wire) => wire,
+        // A frame of a future type may use a known field name with another
+        // type; only its envelope matters.
+        Err(error) => {
+            return match serde_json::from_str::<Head<'_>>(text) {
+                Ok(head) if !is_known_type(&head.frame_type) => unknown_frame(&head, channel),
+                _ => Err(head_error(text, &error)),
+            };
+        }
+    };
+    if let Some(body) = wire.take_body()? {
+        let head = Head { frame_type: wire.frame_type, channel: wire.channel, epoch: wire.epoch, seq: wire.seq };
+        let (channel, epoch, seq) = envelope(&head, channel)?;
+        return Ok(ServerFrame::Sequenced(SequencedFrame { channel, epoch, seq, body }));
+    }
+    let frame_type = &*wire.frame_type;
     let control = match frame_type {
         "hello" => ControlFrame::Hello(body(text, frame_type)?),
         "subscribed" => ControlFrame::Subscribed(body(text, frame_type)?),
@@ -597,19 +765,36 @@ fn parse_server_frame(text: &str, channel: Option<&str>) -> Result<ServerFrame, 
         "unsubscribed" => ControlFrame::Unsubscribed(body(text, frame_type)?),
         "pong" => ControlFrame::Pong(body(text, frame_type)?),
         "protocol_error" => ControlFrame::ProtocolError(body(text, frame_type)?),
-        // Forward compatibility (§2.1): a frame of an unknown type with a
-        // whole envelope still takes its place in the sequence.
-        _ if head.channel.is_some() && head.epoch.is_some() && head.seq.is_some() => {
-            let (channel, epoch, seq) = envelope(&head, channel)?;
-            let body = FrameBody::Unknown(frame_type.to_owned());
-            return Ok(ServerFrame::Sequenced(SequencedFrame { channel, epoch, seq, body }));
+        _ => {
+            let head = Head { frame_type: wire.frame_type, channel: wire.channel, epoch: wire.epoch, seq: wire.seq };
+            return unknown_frame(&head, channel);
         }
-        _ => ControlFrame::Unknown(frame_type.to_owned()),
     };
     if let (Some(expected), Some(found)) = (channel, control.channel()) {
         check_channel(expected, found)?;
     }
     Ok(ServerFrame::Control(control))
+}
+
+fn is_known_type(frame_type: &str) -> bool {
+    SEQUENCED_TYPES.contains(&frame_type) || CONTROL_TYPES.contains(&frame_type)
+}
+
+/// Forward compatibility (§2.1): a frame of an unknown type with a whole
+/// envelope still takes its place in the sequence; without one it is an
+/// unknown control frame, ignored.
+fn unknown_frame(head: &Head<'_>, channel: Option<&str>) -> Result<ServerFrame, FrameErrorKind> {
+    let frame_type = head.frame_type.to_string();
+    if head.channel.is_some() && head.epoch.is_some() && head.seq.is_some() {
+        let (channel, epoch, seq) = envelope(head, channel)?;
+        return Ok(ServerFrame::Sequenced(SequencedFrame {
+            channel,
+            epoch,
+            seq,
+            body: FrameBody::Unknown(frame_type),
+        }));
+    }
+    Ok(ServerFrame::Control(ControlFrame::Unknown(frame_type)))
 }
 
 impl ControlFrame {

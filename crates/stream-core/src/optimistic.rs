@@ -53,7 +53,12 @@ impl Default for PendingSends {
 impl PendingSends {
     /// No local messages; echoes without an id match within `echo_window_ms`.
     pub fn new(echo_window_ms: u64) -> Self {
-        Self { sends: Vec::new(), confirmed_by_content: FxHashSet::default(), echo_window_ms, changed: ChangedIds::default() }
+        Self {
+            sends: Vec::new(),
+            confirmed_by_content: FxHashSet::default(),
+            echo_window_ms,
+            changed: ChangedIds::default(),
+        }
     }
 
     /// The local messages, oldest first.

@@ -153,7 +153,7 @@ impl SessionState {
                 return Some(RunEvent::Started { info, seq: frame.seq });
             }
             FrameBody::MessageStarted(started) => {
-                let Some(i) = self.slot(&started.message_id, started.role) else { return None };
+                let i = self.slot(&started.message_id, started.role)?;
                 let message = &mut self.messages[i];
                 message.role = started.role;
                 message.created_at = Some(started.created_at);
@@ -185,7 +185,7 @@ impl SessionState {
                 }
             }
             FrameBody::ToolResult(result) => {
-                let Some(i) = self.slot(&result.message_id, Role::Tool) else { return None };
+                let i = self.slot(&result.message_id, Role::Tool)?;
                 let state = if result.error.is_some() { ToolCallState::Failed } else { ToolCallState::Succeeded };
                 self.close_tool_call(&result.tool_call_id, state, result.error.clone());
                 let message = &mut self.messages[i];

@@ -12,6 +12,24 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::session::ResyncReason;
 
+/// What the buffer reads of a frame: its place in the sequence.
+pub trait Positioned {
+    /// The history it belongs to.
+    fn epoch(&self) -> &str;
+    /// Its place in that history.
+    fn seq(&self) -> u64;
+}
+
+impl Positioned for crate::frame::SequencedFrame {
+    fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
 /// Bounds of a reorder buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReorderLimits {
@@ -75,7 +93,7 @@ struct StallClock {
     strikes: u32,
 }
 
-impl<T> ReorderBuffer<T> {
+impl<T: Positioned> ReorderBuffer<T> {
     /// An empty buffer at cursor `(none, 0)`.
     pub fn new(limits: ReorderLimits) -> Self {
         Self {
@@ -103,14 +121,16 @@ impl<T> ReorderBuffer<T> {
         self.held_bytes
     }
 
-    /// Offers the frame at `(epoch, seq)`, `size` bytes long.
-    pub fn offer(&mut self, epoch: &str, seq: u64, item: T, size: usize, now_ms: u64) -> Offer {
+    /// Offers a frame, `size` bytes long.
+    pub fn offer(&mut self, item: T, size: usize, now_ms: u64) -> Offer {
+        let seq = item.seq();
         match self.cursor.epoch.as_deref() {
             // A cursor at seq 0 takes the first epoch it sees (protocol §4).
-            None if self.cursor.seq == 0 => self.cursor.epoch = Some(epoch.to_owned()),
-            Some(current) if current == epoch => {}
+            None if self.cursor.seq == 0 => self.cursor.epoch = Some(item.epoch().to_owned()),
+            Some(current) if current == item.epoch() => {}
             current => {
-                let reason = ResyncReason::EpochChanged { from: current.map(str::to_owned), to: epoch.to_owned() };
+                let reason =
+                    ResyncReason::EpochChanged { from: current.map(str::to_owned), to: item.epoch().to_owned() };
                 self.clear_held();
                 return Offer::Resync(reason);
             }
@@ -221,23 +241,37 @@ mod tests {
 
     use super::*;
 
-    fn buffer() -> ReorderBuffer<u64> {
+    /// A frame that is only its position.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct At(&'static str, u64);
+
+    impl Positioned for At {
+        fn epoch(&self) -> &str {
+            self.0
+        }
+
+        fn seq(&self) -> u64 {
+            self.1
+        }
+    }
+
+    fn buffer() -> ReorderBuffer<At> {
         ReorderBuffer::new(ReorderLimits { max_frames: 4, max_bytes: 100, stall_ms: 1_000, max_stall_ms: 5_000 })
     }
 
-    fn drain(buffer: &mut ReorderBuffer<u64>) -> Vec<u64> {
-        std::iter::from_fn(|| buffer.pop_ready()).collect()
+    fn drain(buffer: &mut ReorderBuffer<At>) -> Vec<u64> {
+        std::iter::from_fn(|| buffer.pop_ready()).map(|at| at.1).collect()
     }
 
     #[test]
     fn releases_in_order_and_drops_duplicates() {
         let mut b = buffer();
-        assert_eq!(b.offer("e", 1, 1, 10, 0), Offer::Ready);
-        assert_eq!(b.offer("e", 3, 3, 10, 0), Offer::Held);
-        assert_eq!(b.offer("e", 3, 3, 10, 0), Offer::Duplicate);
-        assert_eq!(b.offer("e", 1, 1, 10, 0), Offer::Duplicate);
+        assert_eq!(b.offer(At("e", 1), 10, 0), Offer::Ready);
+        assert_eq!(b.offer(At("e", 3), 10, 0), Offer::Held);
+        assert_eq!(b.offer(At("e", 3), 10, 0), Offer::Duplicate);
+        assert_eq!(b.offer(At("e", 1), 10, 0), Offer::Duplicate);
         assert_eq!(drain(&mut b), vec![1]);
-        assert_eq!(b.offer("e", 2, 2, 10, 0), Offer::Ready);
+        assert_eq!(b.offer(At("e", 2), 10, 0), Offer::Ready);
         assert_eq!(drain(&mut b), vec![2, 3]);
         assert_eq!(b.cursor(), &Cursor { epoch: Some("e".into()), seq: 3 });
         assert_eq!((b.held_frames(), b.held_bytes()), (0, 0));
@@ -247,23 +281,23 @@ mod tests {
     fn overflow_in_frames_or_bytes_asks_for_resync_and_frees_memory() {
         let mut b = buffer();
         for seq in 2..=5 {
-            assert_eq!(b.offer("e", seq, seq, 1, 0), Offer::Held);
+            assert_eq!(b.offer(At("e", seq), 1, 0), Offer::Held);
         }
-        assert!(matches!(b.offer("e", 6, 6, 1, 0), Offer::Resync(ResyncReason::Overflow { held_frames: 5, .. })));
+        assert!(matches!(b.offer(At("e", 6), 1, 0), Offer::Resync(ResyncReason::Overflow { held_frames: 5, .. })));
         assert_eq!(b.held_frames(), 0);
 
         let mut b = buffer();
-        assert_eq!(b.offer("e", 2, 2, 60, 0), Offer::Held);
-        assert!(matches!(b.offer("e", 3, 3, 60, 0), Offer::Resync(ResyncReason::Overflow { held_bytes: 120, .. })));
+        assert_eq!(b.offer(At("e", 2), 60, 0), Offer::Held);
+        assert!(matches!(b.offer(At("e", 3), 60, 0), Offer::Resync(ResyncReason::Overflow { held_bytes: 120, .. })));
         assert_eq!(b.held_bytes(), 0);
     }
 
     #[test]
     fn a_new_epoch_asks_for_resync() {
         let mut b = buffer();
-        b.offer("e1", 1, 1, 1, 0);
+        b.offer(At("e1", 1), 1, 0);
         assert_eq!(
-            b.offer("e2", 2, 2, 1, 0),
+            b.offer(At("e2", 2), 1, 0),
             Offer::Resync(ResyncReason::EpochChanged { from: Some("e1".into()), to: "e2".into() })
         );
     }
@@ -271,55 +305,55 @@ mod tests {
     #[test]
     fn a_cursor_at_zero_adopts_the_first_epoch_even_when_early() {
         let mut b = buffer();
-        assert_eq!(b.offer("e", 2, 2, 1, 0), Offer::Held);
-        assert_eq!(b.offer("e", 1, 1, 1, 0), Offer::Ready);
+        assert_eq!(b.offer(At("e", 2), 1, 0), Offer::Held);
+        assert_eq!(b.offer(At("e", 1), 1, 0), Offer::Ready);
         assert_eq!(drain(&mut b), vec![1, 2]);
     }
 
     #[test]
     fn a_stalled_gap_asks_for_resync_with_backoff_when_it_returns() {
         let mut b = buffer();
-        b.offer("e", 1, 1, 1, 0);
-        b.offer("e", 3, 3, 1, 100);
+        b.offer(At("e", 1), 1, 0);
+        b.offer(At("e", 3), 1, 100);
         assert_eq!(b.poll_timeout(), Some(1_100));
         assert_eq!(b.handle_timeout(1_099), None);
         assert!(matches!(b.handle_timeout(1_100), Some(ResyncReason::Stalled { after_seq: 1, .. })));
         assert_eq!(b.poll_timeout(), None);
         // The same gap again: the wait doubles, then doubles again, up to the cap.
-        b.offer("e", 3, 3, 1, 2_000);
+        b.offer(At("e", 3), 1, 2_000);
         assert_eq!(b.poll_timeout(), Some(4_000));
         assert!(b.handle_timeout(4_000).is_some());
-        b.offer("e", 3, 3, 1, 5_000);
+        b.offer(At("e", 3), 1, 5_000);
         assert_eq!(b.poll_timeout(), Some(9_000));
         assert!(b.handle_timeout(9_000).is_some());
-        b.offer("e", 3, 3, 1, 10_000);
+        b.offer(At("e", 3), 1, 10_000);
         assert_eq!(b.poll_timeout(), Some(15_000));
         // Progress past the gap: a new gap waits the base time again.
-        assert_eq!(b.offer("e", 2, 2, 1, 10_500), Offer::Ready);
-        b.offer("e", 5, 5, 1, 11_000);
+        assert_eq!(b.offer(At("e", 2), 1, 10_500), Offer::Ready);
+        b.offer(At("e", 5), 1, 11_000);
         assert_eq!(b.poll_timeout(), Some(12_000));
     }
 
     #[test]
     fn progress_with_frames_still_held_restarts_the_wait() {
         let mut b = buffer();
-        b.offer("e", 2, 2, 1, 0);
-        b.offer("e", 4, 4, 1, 0);
-        assert_eq!(b.offer("e", 1, 1, 1, 700), Offer::Ready);
+        b.offer(At("e", 2), 1, 0);
+        b.offer(At("e", 4), 1, 0);
+        assert_eq!(b.offer(At("e", 1), 1, 700), Offer::Ready);
         assert_eq!(b.poll_timeout(), Some(1_700));
     }
 
     #[test]
     fn reset_keeps_held_frames_after_the_watermark() {
         let mut b = buffer();
-        b.offer("e", 3, 3, 1, 0);
-        b.offer("e", 6, 6, 1, 0);
-        b.offer("e", 7, 7, 1, 0);
+        b.offer(At("e", 3), 1, 0);
+        b.offer(At("e", 6), 1, 0);
+        b.offer(At("e", 7), 1, 0);
         b.reset(Some("e".into()), 5, 0);
         assert_eq!(drain(&mut b), vec![6, 7]);
         assert_eq!(b.cursor().seq, 7);
         assert_eq!(b.held_frames(), 0);
-        b.offer("e", 9, 9, 1, 0);
+        b.offer(At("e", 9), 1, 0);
         b.reset(Some("other".into()), 2, 0);
         assert_eq!(b.held_frames(), 0);
     }

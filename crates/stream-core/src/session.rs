@@ -238,8 +238,7 @@ impl SessionEngine {
     }
 
     fn offer(&mut self, frame: SequencedFrame, wire_len: usize, now_ms: u64, report: &mut IngestReport) {
-        let epoch = frame.epoch.clone();
-        match self.reorder.offer(&epoch, frame.seq, frame, wire_len, now_ms) {
+        match self.reorder.offer(frame, wire_len, now_ms) {
             Offer::Ready => {
                 while let Some(ready) = self.reorder.pop_ready() {
                     self.apply(ready, now_ms, report);

@@ -1,6 +1,7 @@
 //! Fuzzes the client engine with arbitrary operation sequences: raw and
 //! mutated frames, valid frames in any order, local sends, snapshots and
-//! timeouts. Crashes found here go to `../crashers/`, which a normal test replays.
+//! timeouts. A crash found here is copied to `../regressions/`, which a normal test
+//! (`tests/fuzz_regressions.rs`) replays.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

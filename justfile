@@ -1,0 +1,70 @@
+# Every task a developer or CI runs. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export CARGO_TERM_COLOR := "never"
+
+# The wasm-bindgen version pinned in Cargo.toml; the CLI must match it exactly.
+wasm_bindgen_version := `sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' Cargo.toml`
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what the project needs; skips whatever is already there.
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+        rustup target add wasm32-unknown-unknown
+    fi
+    if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen {{wasm_bindgen_version}}" ]; then
+        # --locked first for a reproducible tool; without it when the registry
+        # lacks one of the locked versions.
+        cargo install wasm-bindgen-cli --version "{{wasm_bindgen_version}}" --locked --force \
+            || cargo install wasm-bindgen-cli --version "{{wasm_bindgen_version}}" --force
+    fi
+    while IFS= read -r lock; do
+        dir="$(dirname "$lock")"
+        if [ ! -d "$dir/node_modules" ] || [ "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then
+            (cd "$dir" && npm ci --no-audit --no-fund)
+        fi
+    done < <(find . -name package-lock.json -not -path '*/node_modules/*' -not -path './target/*')
+    if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+    fi
+
+# Format check, lints, native tests, and the stream-core tests on wasm32 under Node.
+test: lint test-native test-wasm
+
+# Formatting and clippy with warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Every native test of the workspace.
+test-native:
+    cargo test --workspace
+
+# stream-core's unit and property tests, compiled to wasm32 and run in Node.
+test-wasm:
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+        cargo test -p stream-core --target wasm32-unknown-unknown
+
+# Benchmarks; tables on stdout, JSON under target/bench/.
+bench:
+    cargo bench -p stream-core --bench ingest
+
+# Builds the fuzz target (needs cargo-fuzz for `just fuzz`, not for this).
+fuzz-build:
+    cargo build --manifest-path crates/stream-core/fuzz/Cargo.toml --target-dir target/fuzz
+
+# Fuzzes the engine for the given seconds (needs `cargo install cargo-fuzz`).
+# Crashes land in crates/stream-core/fuzz/artifacts; commit them under fuzz/regressions.
+fuzz seconds="60":
+    cd crates/stream-core && RUSTC_BOOTSTRAP=1 cargo fuzz run engine_ops --sanitizer none \
+        --target-dir ../../target/fuzz -- -max_total_time={{seconds}}
+
+# What CI runs: setup, then every test.
+ci: setup test
