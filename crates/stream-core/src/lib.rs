@@ -17,6 +17,8 @@
 //! | [`state_hash`] | the canonical 64-bit state hash |
 //! | [`changes`] | ids changed since the last drain, for patches |
 //! | [`session`] | the client engine that ties them together |
+//! | [`sequencer`] | the server's per-channel sequencer and run rules |
+//! | [`replay`] | the server's replay ring, resume verdict and running index |
 
 pub mod changes;
 pub mod frame;
@@ -27,6 +29,8 @@ pub mod optimistic;
 pub mod processing;
 pub mod reducer;
 pub mod reorder;
+pub mod replay;
+pub mod sequencer;
 pub mod session;
 pub mod state_hash;
 
