@@ -20,6 +20,12 @@ use crate::state_hash::StateHash;
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Whether `id` is a valid session (channel) id: `[A-Za-z0-9._:-]{1,128}`.
+pub fn is_valid_session_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'))
+}
+
 /// The default bound on one WebSocket text message.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -897,6 +903,16 @@ mod tests {
         assert!(parsed.frames.is_empty(), "{parsed:?}");
         assert_eq!(parsed.errors.len(), 1, "{parsed:?}");
         parsed.errors[0].clone()
+    }
+
+    #[test]
+    fn session_ids_follow_the_protocol_pattern() {
+        for good in ["a", "chat-1", "A.b_c:d-9", &"x".repeat(128)] {
+            assert!(is_valid_session_id(good), "{good}");
+        }
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(129)] {
+            assert!(!is_valid_session_id(bad), "{bad}");
+        }
     }
 
     #[test]

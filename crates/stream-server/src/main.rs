@@ -1,6 +1,36 @@
-//! The `stream-server` binary. The server itself (router, store, providers)
-//! is the next milestone; until then the binary reports the protocol it speaks.
+//! The `stream-server` binary: flags in, the server out (see `stream_server::Config`).
 
-fn main() {
-    println!("stream-server: protocol v{}", stream_core::frame::PROTOCOL_VERSION);
+use clap::Parser;
+use stream_server::{AppState, Config};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    let address = listener.local_addr()?;
+    let serves_web = config.web_root().is_some();
+    let database = config.database_path();
+    let state = AppState::open(config).await?;
+    tracing::info!(database = %database.display(), "log open");
+    if serves_web {
+        println!("stream-server: open http://{address}/ (WebSocket ws://{address}/v1/ws)");
+    } else {
+        println!("stream-server: listening on http://{address} (WebSocket ws://{address}/v1/ws; no web app built)");
+    }
+    stream_server::serve(state, listener, stream_server::shutdown_signal()).await?;
+    Ok(())
 }

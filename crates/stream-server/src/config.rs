@@ -1,0 +1,97 @@
+//! The server's settings: command-line flags, each also readable from the
+//! environment (`STREAM_*`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Largest REST body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest client WebSocket frame accepted as a protocol frame; larger ones
+/// get `protocol_error` with code `oversize`.
+pub const MAX_CLIENT_FRAME_BYTES: usize = 64 * 1024;
+/// Largest WebSocket message read at all; past it the socket is closed (1009).
+pub const MAX_WEBSOCKET_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Most channels one connection may subscribe to.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1_024;
+
+/// `stream-server`: streams agent chat sessions over WebSocket, with a durable SQLite log.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "STREAM_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Directory for the database (created if missing).
+    #[arg(long, env = "STREAM_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// SQLite database file; default `<data-dir>/stream.db`.
+    #[arg(long, env = "STREAM_DATABASE")]
+    pub database: Option<PathBuf>,
+    /// Static web app to serve at `/`; default `web/dist` when it exists.
+    #[arg(long, env = "STREAM_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Log filter, as for `tracing` (e.g. `info`, `stream_server=debug`).
+    #[arg(long, env = "STREAM_LOG", default_value = "info")]
+    pub log: String,
+    /// Origins allowed by CORS, comma-separated; none means same-origin only.
+    #[arg(long, env = "STREAM_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// When set, every REST call and the WebSocket upgrade need it
+    /// (`Authorization: Bearer <token>`, or `?token=<token>` for the WebSocket).
+    #[arg(long, env = "STREAM_AUTH_TOKEN")]
+    pub auth_token: Option<String>,
+    /// Provider used when a send names none.
+    #[arg(long, env = "STREAM_DEFAULT_PROVIDER", default_value = "demo")]
+    pub default_provider: String,
+    /// Milliseconds between the demo provider's text deltas (0: full speed).
+    #[arg(long, env = "STREAM_DEMO_DELTA_MS", default_value_t = 30)]
+    pub demo_delta_ms: u64,
+    /// Words in the demo provider's reply.
+    #[arg(long, env = "STREAM_DEMO_REPLY_WORDS", default_value_t = 60)]
+    pub demo_reply_words: usize,
+    /// Executable of the `command` provider (JSON lines on stdout); the provider is offered only when set.
+    #[arg(long, env = "STREAM_COMMAND")]
+    pub command: Option<PathBuf>,
+    /// Arguments of the `command` provider, comma-separated.
+    #[arg(long, env = "STREAM_COMMAND_ARGS", value_delimiter = ',')]
+    pub command_args: Vec<String>,
+    /// Milliseconds of silence after which the server sends a heartbeat (`pong` without id).
+    #[arg(long, env = "STREAM_HEARTBEAT_MS", default_value_t = 15_000)]
+    pub heartbeat_ms: u64,
+    /// Frames a connection may have queued before its slowest channel is dropped (`slow_consumer`).
+    #[arg(long, env = "STREAM_OUTBOX_FRAMES", default_value_t = 4_096)]
+    pub outbox_frames: usize,
+    /// Frames kept in memory per session for replay.
+    #[arg(long, env = "STREAM_RING_FRAMES", default_value_t = 16_384)]
+    pub ring_frames: usize,
+    /// Bytes kept in memory per session for replay.
+    #[arg(long, env = "STREAM_RING_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub ring_bytes: usize,
+    /// Milliseconds a finished run's frames stay in memory.
+    #[arg(long, env = "STREAM_RETENTION_MS", default_value_t = 300_000)]
+    pub retention_ms: u64,
+}
+
+impl Config {
+    /// Settings for tests and embedding: everything default, data in `data_dir`.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut config = Self::parse_from(["stream-server"]);
+        config.data_dir = data_dir.into();
+        config
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.database.clone().unwrap_or_else(|| self.data_dir.join("stream.db"))
+    }
+
+    /// The web app directory, if there is one to serve.
+    pub fn web_root(&self) -> Option<PathBuf> {
+        match &self.web_dir {
+            Some(dir) => Some(dir.clone()),
+            None => Some(PathBuf::from("web/dist")).filter(|dir| dir.is_dir()),
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! The live sessions: for each, its sequencer (behind the producer lock) and
+//! its fan-out (hot ring and subscribers); the running index; and what
+//! connections attach to.
+//!
+//! Ordering rules, which make resume exact:
+//! - A batch is sequenced, committed to the log, then published, all under
+//!   the session's producer lock, so frames reach the ring and subscribers in
+//!   seq order and only once durable (persist-first).
+//! - A subscriber is attached under the fan-out lock together with the ring
+//!   read (replay) or under the producer lock with the snapshot, so between
+//!   what it catches up on and what it receives live there is no gap and no
+//!   overlap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use stream_core::frame::{ControlFrame, FrameBody, ProtocolError, RunInfo, SubscribeMode, Subscribed, Unsubscribed};
+use stream_core::replay::{ReplayRing, RingLimits, RunningIndex, is_evictable};
+use stream_core::sequencer::ChannelSequencer;
+use stream_core::{SequencedFrame, ServerFrame};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError, WriteOp};
+
+/// Frames read from the log per page during a replay.
+pub const LOG_PAGE_FRAMES: usize = 1_000;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// A new unique id with a prefix, time-ordered.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take every session down with it.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A connection's side of the fan-out: a bounded queue of JSON texts, and the
+/// channels dropped because the queue was full.
+pub struct Outbox {
+    /// The connection's id.
+    pub id: u64,
+    queue: mpsc::Sender<Arc<str>>,
+    evicted: Mutex<Vec<String>>,
+    wake: Notify,
+}
+
+impl Outbox {
+    /// An outbox whose queue holds `capacity` texts; returns the receiving end.
+    pub fn new(id: u64, capacity: usize) -> (Arc<Self>, mpsc::Receiver<Arc<str>>) {
+        let (queue, receiver) = mpsc::channel(capacity);
+        (Arc::new(Self { id, queue, evicted: Mutex::new(Vec::new()), wake: Notify::new() }), receiver)
+    }
+
+    /// Queues a text; false when the queue is full or closed.
+    pub fn offer(&self, text: &Arc<str>) -> bool {
+        self.queue.try_send(Arc::clone(text)).is_ok()
+    }
+
+    fn evict(&self, channel: &str) {
+        lock(&self.evicted).push(channel.to_owned());
+        self.wake.notify_one();
+    }
+
+    /// Waits until a channel was dropped for slow consumption.
+    pub async fn evicted(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The channels dropped since the last call.
+    pub fn take_evicted(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.evicted))
+    }
+}
+
+/// The run a session has going, with the token that aborts it.
+pub struct ActiveRun {
+    /// The run.
+    pub run_id: String,
+    /// Cancelled by an abort.
+    pub abort: CancellationToken,
+}
+
+/// What the producer lock guards: the sequencer and the run.
+pub struct Producer {
+    /// The sequencer at the committed head (between batches).
+    pub sequencer: ChannelSequencer,
+    /// The active run, driven by a task of this process.
+    pub run: Option<ActiveRun>,
+    /// Whether the session row exists in the log yet.
+    persisted: bool,
+    /// Set when the session was deleted; appends do nothing.
+    deleted: bool,
+}
+
+struct Fanout {
+    ring: ReplayRing<Arc<str>>,
+    head: u64,
+    subscribers: Vec<Arc<Outbox>>,
+    last_finished_at: Option<u64>,
+    deleted: bool,
+}
+
+/// One live session.
+pub struct Session {
+    id: String,
+    metrics: Arc<Metrics>,
+    epoch: String,
+    producer: tokio::sync::Mutex<Producer>,
+    fanout: Mutex<Fanout>,
+    head: AtomicU64,
+}
+
+/// How a subscriber catches up on the frames after its cursor.
+pub enum Attach {
+    /// Attached; these ring frames come first, then live ones.
+    Attached(Vec<Arc<str>>),
+    /// Not attached: the frames up to `head` are only in the log.
+    FromLog {
+        /// Read the log up to here, then try again.
+        head: u64,
+    },
+    /// The session was deleted meanwhile.
+    Deleted,
+}
+
+impl Session {
+    /// The session's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// The last seq published.
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Takes the producer lock.
+    pub async fn producer(&self) -> tokio::sync::MutexGuard<'_, Producer> {
+        self.producer.lock().await
+    }
+
+    /// Sequences `bodies`, commits them with `extra` writes, then publishes
+    /// them. Frames the sequencer refuses are counted and skipped. On a failed
+    /// commit the sequencer is rebuilt from the log, so no seq a client saw
+    /// is ever reused differently.
+    pub async fn append(
+        &self,
+        hub: &Hub,
+        producer: &mut Producer,
+        bodies: Vec<FrameBody>,
+        mut extra: Vec<WriteOp>,
+    ) -> Result<(), AppError> {
+        if producer.deleted {
+            return Ok(());
+        }
+        let running_before = producer.sequencer.running().cloned();
+        let mut frames = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            match producer.sequencer.append(body) {
+                Ok(appended) => frames.push((appended.seq, Arc::<str>::from(appended.text))),
+                Err(dropped) => {
+                    tracing::debug!(session = %self.id, %dropped, "frame dropped");
+                    hub.metrics.drop_frame(dropped.label());
+                }
+            }
+        }
+        if frames.is_empty() && extra.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut ops = Vec::with_capacity(extra.len() + 2);
+        if !producer.persisted {
+            ops.push(WriteOp::CreateSession { id: self.id.clone(), epoch: self.epoch.clone(), now });
+        }
+        if !frames.is_empty() {
+            ops.push(WriteOp::Append {
+                session_id: self.id.clone(),
+                frames: frames.clone(),
+                name: producer.sequencer.state().name().map(str::to_owned),
+                open_run: producer.sequencer.running().map(|run| run.run_id.clone()),
+                now,
+            });
+        }
+        ops.append(&mut extra);
+        if let Err(error) = hub.store.write(ops).await {
+            producer.sequencer = load_sequencer(&hub.store, &self.id, &self.epoch)
+                .await
+                .unwrap_or_else(|_| ChannelSequencer::new(self.id.clone(), self.epoch.clone()));
+            return Err(error.into());
+        }
+        producer.persisted = true;
+        hub.metrics.frames_committed.inc_by(frames.len() as u64);
+        let running_after = producer.sequencer.running().cloned();
+        let run_ended = running_before.is_some() && running_after.is_none();
+        self.publish(hub, &frames, run_ended.then_some(now));
+        if running_after != running_before {
+            hub.running_changed(&self.id, running_after, self.head());
+        }
+        Ok(())
+    }
+
+    fn publish(&self, hub: &Hub, frames: &[(u64, Arc<str>)], run_ended_at: Option<u64>) {
+        let Some(&(last, _)) = frames.last() else { return };
+        let mut fanout = lock(&self.fanout);
+        for (seq, text) in frames {
+            fanout.ring.push(*seq, Arc::clone(text), text.len());
+        }
+        fanout.head = last;
+        if run_ended_at.is_some() {
+            fanout.last_finished_at = run_ended_at;
+        }
+        self.head.store(last, Ordering::Release);
+        fanout.subscribers.retain(|subscriber| {
+            let kept = frames.iter().all(|(_, text)| subscriber.offer(text));
+            if !kept {
+                subscriber.evict(&self.id);
+                hub.metrics.slow_consumer_drops.inc();
+                hub.metrics.subscriptions.dec();
+            }
+            kept
+        });
+    }
+
+    /// Attaches `outbox` after the frames up to `after_seq`, if the ring still
+    /// holds every frame after it.
+    pub fn attach_after(&self, outbox: &Arc<Outbox>, after_seq: u64) -> Attach {
+        let mut fanout = lock(&self.fanout);
+        if fanout.deleted {
+            return Attach::Deleted;
+        }
+        let caught_up = fanout.head == after_seq;
+        let frames: Option<Vec<Arc<str>>> = if caught_up {
+            Some(Vec::new())
+        } else {
+            fanout.ring.after(after_seq).map(|frames| frames.cloned().collect())
+        };
+        match frames {
+            Some(frames) => {
+                fanout.subscribers.push(Arc::clone(outbox));
+                self.subscribed_gauge().inc();
+                Attach::Attached(frames)
+            }
+            None => Attach::FromLog { head: fanout.head },
+        }
+    }
+
+    /// Attaches `outbox` with a snapshot at the head; returns its watermark and text.
+    pub async fn attach_with_snapshot(&self, outbox: &Arc<Outbox>) -> (u64, String) {
+        // The producer lock means no batch is between commit and publish, so
+        // the snapshot's watermark is exactly what was published.
+        let producer = self.producer.lock().await;
+        let snapshot = serde_json::to_string(&ControlFrame::Snapshot(producer.sequencer.snapshot()))
+            .expect("snapshots always encode");
+        lock(&self.fanout).subscribers.push(Arc::clone(outbox));
+        self.subscribed_gauge().inc();
+        (producer.sequencer.head(), snapshot)
+    }
+
+    /// Detaches a connection; returns whether it was attached.
+    pub fn detach(&self, outbox_id: u64) -> bool {
+        let mut fanout = lock(&self.fanout);
+        let before = fanout.subscribers.len();
+        fanout.subscribers.retain(|subscriber| subscriber.id != outbox_id);
+        let removed = before != fanout.subscribers.len();
+        if removed {
+            self.subscribed_gauge().dec();
+        }
+        removed
+    }
+
+    fn subscribed_gauge(&self) -> &prometheus_client::metrics::gauge::Gauge {
+        &self.metrics.subscriptions
+    }
+}
+
+/// Settings of the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    /// Bounds of each session's hot ring.
+    pub ring: RingLimits,
+    /// How long a finished run's ring stays in memory.
+    pub retention_ms: u64,
+}
+
+/// Every live session, the running index and its watchers.
+pub struct Hub {
+    store: Store,
+    metrics: Arc<Metrics>,
+    config: HubConfig,
+    sessions: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
+    /// Subscribers of sessions that do not exist yet.
+    waiting: Mutex<HashMap<String, Vec<Arc<Outbox>>>>,
+    running: Mutex<RunningState>,
+    running_frames: watch::Sender<Arc<str>>,
+}
+
+#[derive(Default)]
+struct RunningState {
+    index: RunningIndex,
+    heads: HashMap<String, u64>,
+}
+
+impl Hub {
+    /// A hub over the log.
+    pub fn new(store: Store, metrics: Arc<Metrics>, config: HubConfig) -> Self {
+        let running = RunningState::default();
+        let (running_frames, _) = watch::channel(running_text(&running));
+        Self {
+            store,
+            metrics,
+            config,
+            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
+            running: Mutex::new(running),
+            running_frames,
+        }
+    }
+
+    /// The log.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The session, from memory or loaded from the log; `None` if it does not exist.
+    pub async fn open(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        let mut sessions = self.sessions.lock().await;
+        self.open_locked(&mut sessions, id).await
+    }
+
+    async fn open_locked(
+        &self,
+        sessions: &mut HashMap<String, Arc<Session>>,
+        id: &str,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        if let Some(session) = sessions.get(id) {
+            return Ok(Some(Arc::clone(session)));
+        }
+        let Some(row) = self.store.session(id).await? else { return Ok(None) };
+        let sequencer = load_sequencer(&self.store, id, &row.epoch).await?;
+        let mut ring = ReplayRing::new(self.config.ring);
+        let tail_from = sequencer.head().saturating_sub(self.config.ring.max_frames as u64);
+        for (seq, text) in self.store.frames_after(id, tail_from, self.config.ring.max_frames).await? {
+            let size = text.len();
+            ring.push(seq, text, size);
+        }
+        let session = self.insert(sessions, id, row.epoch, sequencer, ring, true);
+        Ok(Some(session))
+    }
+
+    /// The session, created (in memory; in the log with its first frames) if new.
+    pub async fn open_or_create(&self, id: &str) -> Result<Arc<Session>, StoreError> {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(session) = self.open_locked(&mut sessions, id).await? {
+            return Ok(session);
+        }
+        let epoch = new_id("ep");
+        let sequencer = ChannelSequencer::new(id, epoch.clone());
+        Ok(self.insert(&mut sessions, id, epoch, sequencer, ReplayRing::new(self.config.ring), false))
+    }
+
+    fn insert(
+        &self,
+        sessions: &mut HashMap<String, Arc<Session>>,
+        id: &str,
+        epoch: String,
+        sequencer: ChannelSequencer,
+        ring: ReplayRing<Arc<str>>,
+        persisted: bool,
+    ) -> Arc<Session> {
+        let head = sequencer.head();
+        let running = sequencer.running().cloned();
+        let subscribers = lock(&self.waiting).remove(id).unwrap_or_default();
+        let session = Arc::new(Session {
+            id: id.to_owned(),
+            metrics: Arc::clone(&self.metrics),
+            epoch,
+            producer: tokio::sync::Mutex::new(Producer { sequencer, run: None, persisted, deleted: false }),
+            fanout: Mutex::new(Fanout { ring, head, subscribers, last_finished_at: None, deleted: false }),
+            head: AtomicU64::new(head),
+        });
+        sessions.insert(id.to_owned(), Arc::clone(&session));
+        if running.is_some() {
+            self.running_changed(id, running, head);
+        }
+        session
+    }
+
+    /// Attaches `outbox` to a session that does not exist yet: its first
+    /// frames will arrive live. Returns the session instead if it exists.
+    pub async fn attach_or_wait(&self, id: &str, outbox: &Arc<Outbox>) -> Result<Option<Arc<Session>>, StoreError> {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(session) = self.open_locked(&mut sessions, id).await? {
+            return Ok(Some(session));
+        }
+        lock(&self.waiting).entry(id.to_owned()).or_default().push(Arc::clone(outbox));
+        self.metrics.subscriptions.inc();
+        Ok(None)
+    }
+
+    /// Detaches a connection from a session or from the wait for one.
+    pub async fn detach(&self, id: &str, outbox_id: u64) {
+        let session = self.sessions.lock().await.get(id).cloned();
+        if let Some(session) = session {
+            session.detach(outbox_id);
+        }
+        let mut waiting = lock(&self.waiting);
+        if let Some(list) = waiting.get_mut(id) {
+            let before = list.len();
+            list.retain(|outbox| outbox.id != outbox_id);
+            if list.len() != before {
+                self.metrics.subscriptions.dec();
+            }
+            if list.is_empty() {
+                waiting.remove(id);
+            }
+        }
+    }
+
+    /// Deletes a session: aborts its run, tells its subscribers, erases its log.
+    pub async fn delete(&self, id: &str) -> Result<bool, AppError> {
+        let mut sessions = self.sessions.lock().await;
+        let Some(session) = self.open_locked(&mut sessions, id).await? else { return Ok(false) };
+        let mut producer = session.producer.lock().await;
+        if let Some(run) = producer.run.take() {
+            run.abort.cancel();
+        }
+        self.store.write(vec![WriteOp::DeleteSession { id: id.to_owned() }]).await?;
+        producer.deleted = true;
+        sessions.remove(id);
+        let notice: Arc<str> = Arc::from(
+            serde_json::to_string(&ControlFrame::Unsubscribed(Unsubscribed {
+                channel: id.to_owned(),
+                reason: "deleted".into(),
+            }))
+            .expect("control frames encode"),
+        );
+        let mut fanout = lock(&session.fanout);
+        fanout.deleted = true;
+        for subscriber in fanout.subscribers.drain(..) {
+            subscriber.offer(&notice);
+            self.metrics.subscriptions.dec();
+        }
+        drop(fanout);
+        self.running_changed(id, None, 0);
+        Ok(true)
+    }
+
+    /// Records a change of a session's running run and tells the watchers.
+    pub fn running_changed(&self, id: &str, run: Option<RunInfo>, head: u64) {
+        let mut running = lock(&self.running);
+        let changed = match run {
+            Some(run) => {
+                running.heads.insert(id.to_owned(), head);
+                running.index.started(id, run);
+                true
+            }
+            None => {
+                running.heads.remove(id);
+                running.index.finished(id)
+            }
+        };
+        if changed {
+            self.running_frames.send_replace(running_text(&running));
+        }
+    }
+
+    /// Whether the session has a run going.
+    pub fn is_running(&self, id: &str) -> bool {
+        lock(&self.running).index.is_running(id)
+    }
+
+    /// The current `running` frame text.
+    pub fn running_frame(&self) -> Arc<str> {
+        Arc::clone(&self.running_frames.borrow())
+    }
+
+    /// Follows changes of the `running` frame.
+    pub fn watch_running(&self) -> watch::Receiver<Arc<str>> {
+        self.running_frames.subscribe()
+    }
+
+    /// Drops idle sessions from memory (their log stays): no run, no
+    /// subscriber, and the last run ended at least the retention period ago.
+    pub async fn evict_idle(&self, now: u64) -> usize {
+        let mut sessions = self.sessions.lock().await;
+        let before = sessions.len();
+        let retention = self.config.retention_ms;
+        sessions.retain(|_, session| {
+            let running = session.producer.try_lock().map_or(true, |producer| producer.run.is_some());
+            let mut fanout = lock(&session.fanout);
+            let evictable = is_evictable(running, fanout.last_finished_at, now, retention);
+            if evictable && !fanout.subscribers.is_empty() {
+                // Watched sessions stay, but their hot ring goes: replays come from the log.
+                fanout.ring.clear();
+                return true;
+            }
+            !evictable
+        });
+        before - sessions.len()
+    }
+
+    /// Sessions in memory.
+    pub async fn live_sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions.lock().await.values().cloned().collect()
+    }
+}
+
+fn running_text(running: &RunningState) -> Arc<str> {
+    let list = running.index.list(|id| running.heads.get(id).copied().unwrap_or(0));
+    Arc::from(serde_json::to_string(&ControlFrame::Running(list)).expect("control frames encode"))
+}
+
+/// Rebuilds a sequencer from the log.
+pub async fn load_sequencer(store: &Store, id: &str, epoch: &str) -> Result<ChannelSequencer, StoreError> {
+    let mut frames: Vec<SequencedFrame> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.frames_after(id, after, LOG_PAGE_FRAMES * 10).await?;
+        let Some(&(last, _)) = page.last() else { break };
+        for (_, text) in &page {
+            let parsed = stream_core::frame::parse_server_message(text, Some(id), usize::MAX);
+            for frame in parsed.frames {
+                if let ServerFrame::Sequenced(frame) = frame.frame {
+                    frames.push(frame);
+                }
+            }
+        }
+        after = last;
+    }
+    Ok(ChannelSequencer::restore(id, epoch, frames))
+}
+
+/// The `subscribed` frame text.
+pub fn subscribed_text(channel: &str, epoch: Option<&str>, head_seq: u64, mode: SubscribeMode) -> String {
+    serde_json::to_string(&ControlFrame::Subscribed(Subscribed {
+        channel: channel.to_owned(),
+        epoch: epoch.map(str::to_owned),
+        head_seq,
+        mode,
+    }))
+    .expect("control frames encode")
+}
+
+/// The empty snapshot of a session that does not exist yet.
+pub fn empty_snapshot_text(channel: &str) -> String {
+    let snapshot = stream_core::SessionState::new().snapshot(channel, None, 0);
+    serde_json::to_string(&ControlFrame::Snapshot(snapshot)).expect("snapshots always encode")
+}
+
+/// A `protocol_error` frame text.
+pub fn protocol_error_text(code: &str, message: &str, channel: Option<&str>) -> String {
+    serde_json::to_string(&ControlFrame::ProtocolError(ProtocolError {
+        code: code.to_owned(),
+        message: message.to_owned(),
+        channel: channel.map(str::to_owned),
+    }))
+    .expect("control frames encode")
+}

@@ -1,0 +1,208 @@
+//! `stream-server`: sessions, runs, providers, a durable SQLite log, and
+//! resume over WebSocket, speaking protocol v1 (`docs/protocol.md`).
+//!
+//! Embedding in another axum app is one call:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = stream_server::Config::for_data_dir("data");
+//! let state = stream_server::AppState::open(config).await?;
+//! let app = axum::Router::new().nest("/chat", stream_server::router(state));
+//! # Ok(()) }
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | flags and environment |
+//! | [`store`] | the SQLite log and its group-commit writer |
+//! | [`hub`] | live sessions: sequencer, hot ring, fan-out, running index |
+//! | [`runs`] | sends, aborts, the run driver, crash recovery |
+//! | [`provider`] | the provider trait, `demo` and `command` |
+//! | [`ws`] | the WebSocket connection |
+//! | [`rest`] | the REST API |
+//! | [`metrics`] | Prometheus metrics |
+//! | [`error`] | REST errors |
+
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod metrics;
+pub mod provider;
+pub mod rest;
+pub mod runs;
+pub mod store;
+pub mod ws;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+pub use error::AppError;
+
+use crate::hub::{Hub, HubConfig};
+use crate::metrics::Metrics;
+use crate::provider::Providers;
+use crate::provider::command::CommandProvider;
+use crate::provider::demo::{DemoConfig, DemoProvider};
+use crate::store::Store;
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The settings.
+    pub config: Config,
+    /// Live sessions.
+    pub hub: Hub,
+    /// Providers by name.
+    pub providers: Providers,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Run drivers and connections, awaited at shutdown.
+    pub tasks: TaskTracker,
+    next_connection: AtomicU64,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be made.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The log could not be opened or recovered.
+    #[error("cannot open the log: {0}")]
+    Store(#[from] store::StoreError),
+    /// Closing interrupted runs failed.
+    #[error("cannot close interrupted runs: {0}")]
+    Recovery(#[from] AppError),
+}
+
+impl AppState {
+    /// Opens the log, closes the runs a crash left open, and builds the state.
+    pub async fn open(config: Config) -> Result<Arc<Self>, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+        let metrics = Arc::new(Metrics::new());
+        let observer = Arc::clone(&metrics);
+        let store = Store::open(
+            &config.database_path(),
+            Arc::new(move |writes, seconds| {
+                observer.commit_seconds.observe(seconds);
+                observer.commit_batch.observe(writes as f64);
+            }),
+        )?;
+        let hub = Hub::new(
+            store,
+            Arc::clone(&metrics),
+            HubConfig {
+                ring: stream_core::replay::RingLimits { max_frames: config.ring_frames, max_bytes: config.ring_bytes },
+                retention_ms: config.retention_ms,
+            },
+        );
+        let mut providers = Providers::new(&config.default_provider).with(
+            "demo",
+            DemoProvider::new(DemoConfig {
+                delta_interval: Duration::from_millis(config.demo_delta_ms),
+                reply_words: config.demo_reply_words,
+            }),
+        );
+        if let Some(program) = &config.command {
+            providers = providers.with("command", CommandProvider::new(program, config.command_args.clone()));
+        }
+        let state = Arc::new(Self {
+            config,
+            hub,
+            providers,
+            metrics,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            next_connection: AtomicU64::new(1),
+        });
+        let closed = runs::close_interrupted_runs(&state).await?;
+        if closed > 0 {
+            tracing::warn!(closed, "closed runs interrupted by the last stop");
+        }
+        Ok(state)
+    }
+
+    /// A new connection id.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The whole HTTP surface: REST, WebSocket, metrics, and the web app.
+pub fn router(state: Arc<AppState>) -> Router {
+    rest::router(state)
+}
+
+/// Serves until `stop` resolves, then shuts down gracefully: stops
+/// accepting, ends running runs with one failed `run_finished` each, closes
+/// sockets with 1001, and waits for pending commits.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let evictor = tokio::spawn(evict_idle_sessions(Arc::clone(&state)));
+    let app = router(Arc::clone(&state));
+    let graceful = async move {
+        stop.await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    };
+    axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
+    state.shutdown.cancel();
+    evictor.abort();
+    state.tasks.close();
+    if tokio::time::timeout(Duration::from_secs(10), state.tasks.wait()).await.is_err() {
+        tracing::warn!("some runs or connections did not finish within 10 s");
+    }
+    Ok(())
+}
+
+async fn evict_idle_sessions(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let evicted = state.hub.evict_idle(hub::now_ms()).await;
+        if evicted > 0 {
+            tracing::debug!(evicted, "idle sessions left memory");
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,151 @@
+//! The `demo` provider: a deterministic scripted agent. For a prompt it
+//! streams a short preamble, calls a `search` tool and gets its result, then
+//! streams a reply word by word and reports usage. The same prompt always
+//! gives the same events, which the demo, the tests and the benchmarks use.
+
+use std::time::Duration;
+
+use serde_json::json;
+use stream_core::message::{Outcome, Usage};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Provider, ProviderEvent, ProviderRun, RunRequest};
+
+const WORDS: [&str; 16] = [
+    "streaming",
+    "frames",
+    "arrive",
+    "in",
+    "order,",
+    "each",
+    "one",
+    "applied",
+    "once;",
+    "a",
+    "reconnect",
+    "resumes",
+    "from",
+    "the",
+    "cursor",
+    "cleanly.",
+];
+
+/// How the demo agent behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoConfig {
+    /// Pause between text deltas; zero streams at full speed.
+    pub delta_interval: Duration,
+    /// Words in the reply after the tool call.
+    pub reply_words: usize,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { delta_interval: Duration::from_millis(30), reply_words: 60 }
+    }
+}
+
+/// The demo provider.
+#[derive(Debug, Clone, Default)]
+pub struct DemoProvider {
+    config: DemoConfig,
+}
+
+impl DemoProvider {
+    /// A demo provider with these settings.
+    pub fn new(config: DemoConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// The events of the script for one request, without the final `Exit`.
+pub fn script(request: &RunRequest, reply_words: usize) -> Vec<ProviderEvent> {
+    let text = |content: String| ProviderEvent::Text { content };
+    let call_id = format!("{}-search", request.run_id);
+    let mut events: Vec<ProviderEvent> = ["Looking ", "into: ", &format!("\"{}\". ", request.prompt)]
+        .iter()
+        .map(|part| text(part.to_string()))
+        .collect();
+    events.push(ProviderEvent::ToolCall {
+        id: call_id.clone(),
+        name: "search".into(),
+        input: json!({ "query": request.prompt }),
+    });
+    events.push(ProviderEvent::ToolResult {
+        tool_call_id: call_id,
+        output: json!({ "hits": 3, "top": format!("notes about {}", request.prompt) }),
+        truncated: false,
+        error: None,
+    });
+    events.extend((0..reply_words).map(|i| text(format!("{} ", WORDS[i % WORDS.len()]))));
+    events.push(ProviderEvent::Usage(Usage {
+        tokens_used: Some(reply_words as u64 + 12),
+        ctx_used: Some(reply_words as u64 * 4 + 100),
+        ctx_max: Some(200_000),
+        model: Some("demo-1".into()),
+        ..Usage::default()
+    }));
+    events
+}
+
+impl Provider for DemoProvider {
+    fn start(&self, request: RunRequest) -> ProviderRun {
+        let (sender, events) = mpsc::channel(256);
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let config = self.config;
+        tokio::spawn(async move {
+            for event in script(&request, config.reply_words) {
+                let is_text = matches!(event, ProviderEvent::Text { .. });
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    sent = sender.send(event) => if sent.is_err() { return },
+                }
+                if is_text && !config.delta_interval.is_zero() {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(config.delta_interval) => {}
+                    }
+                }
+            }
+            let _ = sender.send(ProviderEvent::Exit { status: Outcome::Complete, exit_code: None }).await;
+        });
+        ProviderRun { events, cancel }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> RunRequest {
+        RunRequest { session_id: "s".into(), run_id: "r1".into(), prompt: "hi".into() }
+    }
+
+    #[test]
+    fn the_script_is_deterministic_and_calls_one_tool() {
+        let events = script(&request(), 10);
+        assert_eq!(events, script(&request(), 10));
+        let calls = events.iter().filter(|event| matches!(event, ProviderEvent::ToolCall { .. })).count();
+        let texts = events.iter().filter(|event| matches!(event, ProviderEvent::Text { .. })).count();
+        assert_eq!((calls, texts), (1, 13));
+    }
+
+    #[tokio::test]
+    async fn a_run_ends_with_exit_and_a_cancel_stops_it() {
+        let provider = DemoProvider::new(DemoConfig { delta_interval: Duration::ZERO, reply_words: 5 });
+        let mut run = provider.start(request());
+        let mut last = None;
+        while let Some(event) = run.events.recv().await {
+            last = Some(event);
+        }
+        assert_eq!(last, Some(ProviderEvent::Exit { status: Outcome::Complete, exit_code: None }));
+
+        let provider = DemoProvider::new(DemoConfig { delta_interval: Duration::from_secs(60), reply_words: 5 });
+        let mut run = provider.start(request());
+        run.events.recv().await.unwrap();
+        run.cancel.cancel();
+        assert_eq!(run.events.recv().await, None);
+    }
+}

@@ -1,0 +1,181 @@
+//! The REST API of protocol §6, the health and metrics endpoints, auth, CORS,
+//! and the static web app; one router per concern, merged.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use stream_core::frame::{FrameBody, Renamed, is_valid_session_id};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::AppState;
+use crate::config::MAX_BODY_BYTES;
+use crate::error::{AppError, AppJson};
+use crate::runs::{self, SendRequest};
+
+type AppResult<T> = Result<T, AppError>;
+
+/// Longest session name.
+const MAX_NAME_CHARS: usize = 200;
+
+/// Every route, with auth, CORS and the body limit.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions/running", get(running_sessions))
+        .route("/v1/sessions/{id}", get(get_session).patch(rename_session).delete(delete_session))
+        .route("/v1/sessions/{id}/messages", post(send_message))
+        .route("/v1/sessions/{id}/abort", post(abort_run))
+        .route("/v1/ws", get(crate::ws::upgrade))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_token))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let mut app = api.with_state(Arc::clone(&state));
+    if let Some(root) = state.config.web_root() {
+        let index = root.join("index.html");
+        app = app.fallback_service(ServeDir::new(root).fallback(ServeFile::new(index)));
+    }
+    if !state.config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> =
+            state.config.cors_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        );
+    }
+    app
+}
+
+/// With a token configured, requires it as a bearer header or (for browsers'
+/// WebSocket, which cannot set headers) as `?token=`.
+async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(expected) = state.config.auth_token.as_deref() else { return next.run(request).await };
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let query = request.uri().query().and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("token=")));
+    if bearer == Some(expected) || query == Some(expected) {
+        next.run(request).await
+    } else {
+        state.metrics.reject("unauthorized");
+        AppError::Unauthorized.into_response()
+    }
+}
+
+fn session_id(state: &AppState, id: &str) -> AppResult<()> {
+    if is_valid_session_id(id) {
+        Ok(())
+    } else {
+        state.metrics.reject("invalid_session_id");
+        Err(AppError::bad_request("invalid_session_id", "a session id matches [A-Za-z0-9._:-]{1,128}"))
+    }
+}
+
+fn counted<T>(state: &AppState, result: AppResult<T>) -> AppResult<T> {
+    if let Err(error) = &result
+        && matches!(error, AppError::BadRequest { .. } | AppError::PayloadTooLarge(_))
+    {
+        state.metrics.reject(error.code());
+    }
+    result
+}
+
+async fn list_sessions(State(state): State<Arc<AppState>>) -> AppResult<Json<Vec<Value>>> {
+    let rows = state.hub.store().sessions().await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|row| {
+                json!({
+                    "session_id": row.id,
+                    "name": row.name,
+                    "created_at": row.created_at,
+                    "updated_at": row.updated_at,
+                    "running": state.hub.is_running(&row.id),
+                })
+            })
+            .collect(),
+    ))
+}
+
+async fn running_sessions(State(state): State<Arc<AppState>>) -> Response {
+    json_text(&state.hub.running_frame())
+}
+
+async fn get_session(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AppResult<Response> {
+    session_id(&state, &id)?;
+    let session = state.hub.open(&id).await?.ok_or_else(|| AppError::NotFound(format!("no session {id}")))?;
+    let producer = session.producer().await;
+    let snapshot = stream_core::ControlFrame::Snapshot(producer.sequencer.snapshot());
+    Ok(json_text(&serde_json::to_string(&snapshot).expect("snapshots encode")))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameRequest {
+    name: String,
+}
+
+async fn rename_session(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<AppJson<RenameRequest>, AppError>,
+) -> AppResult<StatusCode> {
+    session_id(&state, &id)?;
+    let AppJson(request) = counted(&state, body)?;
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        state.metrics.reject("invalid_name");
+        return Err(AppError::bad_request("invalid_name", format!("a name has 1 to {MAX_NAME_CHARS} characters")));
+    }
+    let session = state.hub.open(&id).await?.ok_or_else(|| AppError::NotFound(format!("no session {id}")))?;
+    let mut producer = session.producer().await;
+    session
+        .append(&state.hub, &mut producer, vec![FrameBody::Renamed(Renamed { name: name.to_owned() })], Vec::new())
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+async fn delete_session(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AppResult<StatusCode> {
+    session_id(&state, &id)?;
+    if state.hub.delete(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound(format!("no session {id}")))
+    }
+}
+
+async fn send_message(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<AppJson<SendRequest>, AppError>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    session_id(&state, &id)?;
+    let AppJson(request) = counted(&state, body)?;
+    let answer = counted(&state, runs::send(&state, &id, request).await)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": answer.run_id, "message_id": answer.message_id }))))
+}
+
+async fn abort_run(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AppResult<(StatusCode, Json<Value>)> {
+    session_id(&state, &id)?;
+    let run_id = runs::abort(&state, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run_id }))))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.encode())
+}
+
+fn json_text(text: &str) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text.to_owned()).into_response()
+}

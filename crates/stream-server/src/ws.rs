@@ -1,0 +1,318 @@
+//! One WebSocket connection (`/v1/ws`): `hello`, then client frames
+//! (`subscribe`, `unsubscribe`, `watch_running`, `ping`) in, and the verdict,
+//! catch-up and live frames out. Queued frames leave in batches (one JSON
+//! array per WebSocket message). The loop is generic over a `Sink` and a
+//! `Stream` of messages, so it does not depend on the socket type.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use stream_core::frame::{ClientFrame, ControlFrame, Hello, PROTOCOL_VERSION, Pong, SubscribeMode, Unsubscribed};
+use stream_core::replay::{Verdict, verdict};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::config::{MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WEBSOCKET_MESSAGE_BYTES};
+use crate::hub::{Attach, LOG_PAGE_FRAMES, Outbox, empty_snapshot_text, protocol_error_text, subscribed_text};
+
+/// Most queued texts sent in one WebSocket message.
+const MAX_BATCH: usize = 256;
+
+/// Upgrades to a WebSocket with small buffers (idle connections stay light)
+/// and a bound on what a client may send.
+pub async fn upgrade(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Response {
+    let tracked = state.tasks.clone();
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(MAX_WEBSOCKET_MESSAGE_BYTES)
+        .max_frame_size(MAX_WEBSOCKET_MESSAGE_BYTES)
+        .on_upgrade(move |socket: WebSocket| {
+            let (sink, stream) = socket.split();
+            tracked.track_future(run_connection(state, sink, stream))
+        })
+}
+
+type SendResult = Result<(), axum::Error>;
+
+/// Serves one connection until either side closes it or the server stops.
+pub async fn run_connection<W, R>(state: Arc<AppState>, mut sink: W, mut stream: R)
+where
+    W: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let id = state.next_connection_id();
+    let (outbox, mut queue) = Outbox::new(id, state.config.outbox_frames.max(1));
+    let mut connection = Connection {
+        state: Arc::clone(&state),
+        outbox,
+        subscriptions: HashSet::new(),
+        watching: None,
+        last_sent: Instant::now(),
+    };
+    state.metrics.connections.inc();
+    let hello = ControlFrame::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        connection_id: format!("conn-{id}"),
+        heartbeat_ms: state.config.heartbeat_ms,
+    });
+    let heartbeat = Duration::from_millis(state.config.heartbeat_ms.max(1));
+    let mut ticks = tokio::time::interval(heartbeat);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut result = connection.send(&mut sink, encode(&hello)).await;
+    while result.is_ok() {
+        result = tokio::select! {
+            _ = state.shutdown.cancelled() => {
+                let _ = sink.send(close(close_code::AWAY, "the server is shutting down")).await;
+                break;
+            }
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => connection.handle(&mut sink, text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => {
+                    connection.refuse(&mut sink, "binary_not_supported", "send frames as JSON text", None).await
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(error)) => {
+                    // A message over the size bound surfaces here as a read error.
+                    state.metrics.reject("socket_error");
+                    let _ = sink.send(close(close_code::SIZE, "message too big or malformed")).await;
+                    tracing::debug!(%error, connection = id, "socket read failed");
+                    break;
+                }
+            },
+            received = queue.recv_many(&mut batch, MAX_BATCH) => {
+                if received == 0 {
+                    break;
+                }
+                state.metrics.frames_sent.inc_by(batch.len() as u64);
+                let text = batch_text(&batch);
+                batch.clear();
+                connection.send(&mut sink, text).await
+            }
+            _ = connection.outbox.evicted() => connection.report_evictions(&mut sink).await,
+            changed = watch_changed(&mut connection.watching) => match changed {
+                Some(text) => connection.send(&mut sink, text.to_string()).await,
+                None => Ok(()),
+            },
+            _ = ticks.tick() => {
+                if connection.last_sent.elapsed() >= heartbeat {
+                    connection.send(&mut sink, encode(&ControlFrame::Pong(Pong { id: None }))).await
+                } else {
+                    Ok(())
+                }
+            }
+        };
+    }
+    for channel in &connection.subscriptions {
+        state.hub.detach(channel, id).await;
+    }
+    state.metrics.connections.dec();
+}
+
+struct Connection {
+    state: Arc<AppState>,
+    outbox: Arc<Outbox>,
+    subscriptions: HashSet<String>,
+    watching: Option<watch::Receiver<Arc<str>>>,
+    last_sent: Instant,
+}
+
+impl Connection {
+    async fn send<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W, text: String) -> SendResult {
+        self.last_sent = Instant::now();
+        sink.send(Message::Text(text.into())).await
+    }
+
+    async fn refuse<W: Sink<Message, Error = axum::Error> + Unpin>(
+        &mut self,
+        sink: &mut W,
+        code: &str,
+        message: &str,
+        channel: Option<&str>,
+    ) -> SendResult {
+        self.state.metrics.reject(code);
+        self.send(sink, protocol_error_text(code, message, channel)).await
+    }
+
+    async fn handle<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W, text: &str) -> SendResult {
+        let frame = match stream_core::frame::parse_client_frame(text, MAX_CLIENT_FRAME_BYTES) {
+            Ok(frame) => frame,
+            Err(error) => return self.refuse(sink, error.kind.code(), &error.to_string(), None).await,
+        };
+        match frame {
+            ClientFrame::Subscribe { channel, epoch, after_seq } => {
+                self.subscribe(sink, channel, epoch, after_seq).await
+            }
+            ClientFrame::Unsubscribe { channel } => {
+                if self.subscriptions.remove(&channel) {
+                    self.state.hub.detach(&channel, self.outbox.id).await;
+                }
+                Ok(())
+            }
+            ClientFrame::WatchRunning => {
+                let mut receiver = self.state.hub.watch_running();
+                let current = receiver.borrow_and_update().to_string();
+                self.watching = Some(receiver);
+                self.send(sink, current).await
+            }
+            ClientFrame::Ping { id } => self.send(sink, encode(&ControlFrame::Pong(Pong { id }))).await,
+        }
+    }
+
+    async fn subscribe<W: Sink<Message, Error = axum::Error> + Unpin>(
+        &mut self,
+        sink: &mut W,
+        channel: String,
+        epoch: Option<String>,
+        after_seq: Option<u64>,
+    ) -> SendResult {
+        if !stream_core::frame::is_valid_session_id(&channel) {
+            return self
+                .refuse(sink, "invalid_channel", "a channel id matches [A-Za-z0-9._:-]{1,128}", Some(&channel))
+                .await;
+        }
+        if self.subscriptions.contains(&channel) {
+            // A resubscribe (after a resync) starts over from the new cursor.
+            self.state.hub.detach(&channel, self.outbox.id).await;
+        } else if self.subscriptions.len() >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
+            let message = format!("at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} channels per connection");
+            return self.refuse(sink, "too_many_subscriptions", &message, Some(&channel)).await;
+        }
+        let state = Arc::clone(&self.state);
+        let hub = &state.hub;
+        let session = match hub.attach_or_wait(&channel, &self.outbox).await {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::error!(%error, "subscribe failed on storage");
+                return self
+                    .refuse(sink, "storage_unavailable", "the log cannot be read now; retry", Some(&channel))
+                    .await;
+            }
+        };
+        self.subscriptions.insert(channel.clone());
+        let Some(session) = session else {
+            // Not created yet: an empty snapshot, and its first frames arrive live.
+            hub.metrics().resume("snapshot");
+            self.send(sink, subscribed_text(&channel, None, 0, SubscribeMode::Snapshot)).await?;
+            return self.send(sink, empty_snapshot_text(&channel)).await;
+        };
+        match verdict(Some(session.epoch()), session.head(), 1, epoch.as_deref(), after_seq) {
+            Verdict::Snapshot => {
+                hub.metrics().resume("snapshot");
+                let (seq, snapshot) = session.attach_with_snapshot(&self.outbox).await;
+                self.send(sink, subscribed_text(&channel, Some(session.epoch()), seq, SubscribeMode::Snapshot)).await?;
+                self.send(sink, snapshot).await
+            }
+            Verdict::Replay { after_seq, head } => {
+                self.send(sink, subscribed_text(&channel, Some(session.epoch()), head, SubscribeMode::Replay)).await?;
+                let mut cursor = after_seq;
+                let mut from_log = false;
+                loop {
+                    match session.attach_after(&self.outbox, cursor) {
+                        Attach::Attached(frames) => {
+                            for chunk in frames.chunks(MAX_BATCH) {
+                                self.state.metrics.frames_sent.inc_by(chunk.len() as u64);
+                                self.send(sink, batch_text(chunk)).await?;
+                            }
+                            break;
+                        }
+                        Attach::Deleted => {
+                            self.subscriptions.remove(&channel);
+                            let notice = Unsubscribed { channel: channel.clone(), reason: "deleted".into() };
+                            return self.send(sink, encode(&ControlFrame::Unsubscribed(notice))).await;
+                        }
+                        Attach::FromLog { head } => {
+                            from_log = true;
+                            while cursor < head {
+                                let page = match hub.store().frames_after(&channel, cursor, LOG_PAGE_FRAMES).await {
+                                    Ok(page) if !page.is_empty() => page,
+                                    _ => {
+                                        self.subscriptions.remove(&channel);
+                                        return self
+                                            .refuse(
+                                                sink,
+                                                "storage_unavailable",
+                                                "the log cannot be read now; retry",
+                                                Some(&channel),
+                                            )
+                                            .await;
+                                    }
+                                };
+                                cursor = page.last().map_or(cursor, |(seq, _)| *seq);
+                                let texts: Vec<Arc<str>> = page.into_iter().map(|(_, text)| text).collect();
+                                self.state.metrics.frames_sent.inc_by(texts.len() as u64);
+                                self.send(sink, batch_text(&texts)).await?;
+                            }
+                        }
+                    }
+                }
+                hub.metrics().resume(if from_log { "replay_log" } else { "replay_memory" });
+                Ok(())
+            }
+        }
+    }
+
+    async fn report_evictions<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W) -> SendResult {
+        for channel in self.outbox.take_evicted() {
+            self.subscriptions.remove(&channel);
+            let notice = Unsubscribed { channel, reason: "slow_consumer".into() };
+            self.send(sink, encode(&ControlFrame::Unsubscribed(notice))).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn watch_changed(watching: &mut Option<watch::Receiver<Arc<str>>>) -> Option<Arc<str>> {
+    match watching {
+        Some(receiver) => match receiver.changed().await {
+            Ok(()) => Some(Arc::clone(&receiver.borrow_and_update())),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+fn encode(frame: &ControlFrame) -> String {
+    serde_json::to_string(frame).expect("control frames encode")
+}
+
+/// One text for a batch: the frame itself, or a JSON array of frames.
+fn batch_text(texts: &[Arc<str>]) -> String {
+    if let [only] = texts {
+        return only.to_string();
+    }
+    let mut out = String::with_capacity(texts.iter().map(|text| text.len() + 1).sum::<usize>() + 2);
+    out.push('[');
+    for (i, text) in texts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(text);
+    }
+    out.push(']');
+    out
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_one_is_the_frame_and_more_are_an_array() {
+        let one: Vec<Arc<str>> = vec![Arc::from("{\"a\":1}")];
+        assert_eq!(batch_text(&one), "{\"a\":1}");
+        let two: Vec<Arc<str>> = vec![Arc::from("{\"a\":1}"), Arc::from("{\"b\":2}")];
+        assert_eq!(batch_text(&two), "[{\"a\":1},{\"b\":2}]");
+    }
+}
