@@ -9,6 +9,7 @@ async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
         .init();
     match run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -21,6 +21,11 @@ use crate::store::{SendAnswer, WriteOp};
 /// Provider events taken per append; they share one commit.
 const EVENTS_PER_BATCH: usize = 512;
 
+/// Most frames one append publishes at once (an event opens at most one
+/// message besides its own frame, and the run's end adds a few). A
+/// connection's queue holds at least this many, or every batch would evict.
+pub const MAX_FRAMES_PER_APPEND: usize = EVENTS_PER_BATCH * 2 + 4;
+
 /// Said in the frame that closes a run cut short by a restart.
 pub const INTERRUPTED_BY_RESTART: &str = "the server restarted while this run was going";
 /// Said when a shutdown ends a run.

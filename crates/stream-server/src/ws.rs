@@ -48,7 +48,7 @@ where
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let id = state.next_connection_id();
-    let (outbox, mut queue) = Outbox::new(id, state.config.outbox_frames.max(1));
+    let (outbox, mut queue) = Outbox::new(id, state.config.outbox_frames.max(crate::runs::MAX_FRAMES_PER_APPEND));
     let mut connection = Connection {
         state: Arc::clone(&state),
         outbox,

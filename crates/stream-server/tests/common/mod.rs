@@ -1,0 +1,248 @@
+//! Test harness: a real server on port 0 (in-process, or as the binary for
+//! crash tests), and a native client built on stream-core's engine and
+//! tokio-tungstenite.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use stream_core::{IngestReport, ResyncReason, RunEvent, SessionEngine, Snapshot};
+use stream_server::{AppState, Config};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait in a test may take before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "stream-test-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_in(TempDir::new("server"), tweak).await
+    }
+
+    pub async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::for_data_dir(&dir.0);
+        config.demo_delta_ms = 0;
+        config.web_dir = Some(dir.0.join("no-web"));
+        tweak(&mut config);
+        let state = AppState::open(config).await.expect("server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            stream_server::serve(serving, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+        });
+        Self { addr, state, stop: Some(stop), task: Some(task), dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Graceful stop; returns the data directory for a restart.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(PATIENCE, task).await;
+        }
+        let dir = std::mem::replace(&mut self.dir, TempDir(PathBuf::new()));
+        std::mem::forget(self);
+        dir
+    }
+}
+
+/// Posts a send; returns the status and JSON body.
+pub async fn send(base: &str, session: &str, client_message_id: &str, content: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/sessions/{session}/messages"))
+        .json(&serde_json::json!({ "client_message_id": client_message_id, "content": content }))
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// `GET /v1/sessions/{id}` as a snapshot.
+pub async fn snapshot(base: &str, session: &str) -> Snapshot {
+    let text = reqwest::get(format!("{base}/v1/sessions/{session}")).await.expect("get").text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("snapshot {text}: {error}"))
+}
+
+/// Polls the session until no run is going.
+pub async fn wait_until_idle(base: &str, session: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while snapshot(base, session).await.run.is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the run did not end in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A metric's value from `/metrics` (0 when absent).
+pub async fn metric(base: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("body");
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A client on one channel: a socket and the engine it feeds.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub engine: SessionEngine,
+    pub finished: Vec<RunEvent>,
+    pub frames_seen: usize,
+    pub resubscribes: usize,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, channel: &str) -> Self {
+        Self::resume(addr, SessionEngine::new(channel)).await
+    }
+
+    /// Connects with an existing engine (its cursor) and subscribes.
+    pub async fn resume(addr: SocketAddr, engine: SessionEngine) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws")).await.expect("connect");
+        let mut client = Self { ws, engine, finished: Vec::new(), frames_seen: 0, resubscribes: 0 };
+        let hello = client.next_text().await.expect("hello");
+        assert!(hello.contains(r#""type":"hello""#), "{hello}");
+        let subscribe = serde_json::to_string(&client.engine.subscribe_frame()).expect("subscribe");
+        client.ws.send(Message::text(subscribe)).await.expect("send subscribe");
+        client
+    }
+
+    pub async fn next_text(&mut self) -> Option<String> {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("no message in time") {
+                Some(Ok(Message::Text(text))) => return Some(text.to_string()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Feeds one WebSocket message to the engine; asserts it was clean. A
+    /// `slow_consumer` drop is answered as the browser transport does: by
+    /// resubscribing from the cursor.
+    pub async fn pump(&mut self) -> Option<IngestReport> {
+        let text = self.next_text().await?;
+        let report = self.engine.ingest(&text, 0);
+        assert!(report.errors.is_empty(), "{:?} in {text}", report.errors);
+        match &report.need_resync {
+            None => {}
+            Some(ResyncReason::Unsubscribed { reason }) if reason == "slow_consumer" => {
+                self.resubscribes += 1;
+                let subscribe = serde_json::to_string(&self.engine.subscribe_frame()).expect("subscribe");
+                self.ws.send(Message::text(subscribe)).await.expect("resubscribe");
+            }
+            Some(other) => panic!("unexpected resync {other:?} after {text}"),
+        }
+        self.frames_seen += report.applied;
+        for event in &report.run_events {
+            if matches!(event, RunEvent::Finished { .. }) {
+                self.finished.push(event.clone());
+            }
+        }
+        Some(report)
+    }
+
+    /// Pumps until `runs` runs have finished.
+    pub async fn until_finished(&mut self, runs: usize) {
+        while self.finished.len() < runs {
+            self.pump().await.expect("socket closed before the run finished");
+        }
+    }
+}
+
+/// The stream-server binary, for tests that kill it.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stream-server"))
+            .args(["--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(["--web-dir", "/nonexistent", "--log", "warn"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("server banner");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split([' ', '/']).next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Self { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// SIGKILL: no cleanup of any kind.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

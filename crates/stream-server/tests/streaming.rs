@@ -1,0 +1,136 @@
+//! Streaming, resume and replay against a real server on port 0.
+
+mod common;
+
+use common::*;
+use stream_core::{RunEvent, SessionEngine};
+
+#[tokio::test]
+async fn three_subscribers_end_with_the_state_and_hash_of_the_rest_snapshot() {
+    let server = TestServer::start(|config| config.demo_reply_words = 300).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        // Subscribed before the session exists: an empty snapshot, then live frames.
+        clients.push(Client::connect(server.addr, "three").await);
+    }
+    let (status, _) = send(&server.url(""), "three", "c1", "hello").await;
+    assert_eq!(status, 202);
+    for client in &mut clients {
+        client.until_finished(1).await;
+    }
+    let snapshot = snapshot(&server.url(""), "three").await;
+    for client in &clients {
+        assert_eq!(client.engine.state().messages(), snapshot.messages.as_slice());
+        assert_eq!(client.engine.state_hash(), snapshot.state_hash);
+        assert_eq!(client.engine.cursor().seq, snapshot.seq);
+    }
+    // user, assistant (preamble + call), tool, assistant (reply)
+    assert_eq!(snapshot.messages.len(), 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn random_disconnects_resume_without_gap_or_duplicate() {
+    const RUNS: usize = 6;
+    const CYCLES: usize = 200;
+    let server = TestServer::start(|config| {
+        config.demo_reply_words = 400;
+        config.demo_delta_ms = 1;
+    })
+    .await;
+    let base = server.url("");
+    let mut rng = fastrand::Rng::with_seed(0x5eed_2026);
+    let mut engine = SessionEngine::new("flaky");
+    let mut sent = 0;
+    let mut finished = 0;
+    let mut cycles = 0;
+    while cycles < CYCLES || finished < RUNS {
+        if sent == finished && sent < RUNS {
+            sent += 1;
+            let (status, body) = send(&base, "flaky", &format!("c{sent}"), &format!("prompt {sent}")).await;
+            assert_eq!(status, 202, "{body}");
+        }
+        let mut client = Client::resume(server.addr, engine).await;
+        for _ in 0..rng.usize(1..12) {
+            let Some(report) = client.pump().await else { break };
+            // Each connection delivers in order from the cursor: a held frame
+            // would be a gap, a duplicate an overlap.
+            assert_eq!((report.buffered, report.duplicates), (0, 0), "cycle {cycles}");
+            if finished + client.finished.len() == sent {
+                break;
+            }
+        }
+        finished += client.finished.len();
+        engine = client.engine;
+        cycles += 1;
+    }
+    let snapshot = snapshot(&base, "flaky").await;
+    assert_eq!(engine.state_hash(), snapshot.state_hash);
+    assert_eq!(engine.cursor().seq, snapshot.seq);
+    assert_eq!(finished, RUNS);
+    assert!(metric(&base, "stream_resumes_total{reason=\"replay_memory\"}").await >= CYCLES as f64 - 1.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn replay_beyond_the_memory_ring_comes_from_the_log() {
+    let server = TestServer::start(|config| {
+        config.demo_reply_words = 500;
+        config.ring_frames = 16;
+    })
+    .await;
+    let base = server.url("");
+    let mut early = Client::connect(server.addr, "deep").await;
+    send(&base, "deep", "c1", "go").await;
+    // Leave after a few frames; the run goes on far past the ring.
+    while early.engine.cursor().seq < 5 {
+        early.pump().await.expect("frames");
+    }
+    drop(early.ws);
+    wait_until_idle(&base, "deep").await;
+
+    let mut late = Client::resume(server.addr, early.engine).await;
+    let head = snapshot(&base, "deep").await.seq;
+    while late.engine.cursor().seq < head {
+        let report = late.pump().await.expect("replay");
+        assert_eq!((report.buffered, report.duplicates), (0, 0));
+    }
+    assert_eq!(late.engine.state_hash(), snapshot(&base, "deep").await.state_hash);
+    assert_eq!(metric(&base, "stream_resumes_total{reason=\"replay_log\"}").await, 1.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_double_send_conflicts_a_repeated_id_is_idempotent_and_abort_finishes_once() {
+    let server = TestServer::start(|config| config.demo_delta_ms = 50).await;
+    let base = server.url("");
+    let mut client = Client::connect(server.addr, "busy").await;
+    let (status, first) = send(&base, "busy", "c1", "long job").await;
+    assert_eq!(status, 202);
+    let (status, body) = send(&base, "busy", "c2", "another").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("run_in_progress")));
+    let (status, again) = send(&base, "busy", "c1", "long job").await;
+    assert_eq!((status, &again), (202, &first));
+
+    let abort = reqwest::Client::new().post(server.url("/v1/sessions/busy/abort")).send().await.unwrap();
+    assert_eq!(abort.status().as_u16(), 202);
+    let aborted: serde_json::Value = abort.json().await.unwrap();
+    assert_eq!(aborted["run_id"], first["run_id"]);
+    client.until_finished(1).await;
+    match &client.finished[..] {
+        [RunEvent::Finished { aborted: true, run_id, .. }] => assert_eq!(run_id, first["run_id"].as_str().unwrap()),
+        other => panic!("{other:?}"),
+    }
+    let abort = reqwest::Client::new().post(server.url("/v1/sessions/busy/abort")).send().await.unwrap();
+    assert_eq!(abort.status().as_u16(), 404);
+    // Only one user message and one run, although c1 was posted twice.
+    let snapshot = snapshot(&base, "busy").await;
+    let users = snapshot.messages.iter().filter(|message| message.role == stream_core::Role::User).count();
+    assert_eq!(users, 1);
+    // Nothing more arrives after the one run_finished.
+    let (status, _) = send(&base, "busy", "c3", "next").await;
+    assert_eq!(status, 202);
+    client.until_finished(2).await;
+    assert_eq!(client.finished.len(), 2);
+    server.stop().await;
+}
