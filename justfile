@@ -52,9 +52,16 @@ test-wasm:
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
         cargo test -p stream-core --target wasm32-unknown-unknown
 
-# Benchmarks; tables on stdout, JSON under target/bench/.
+# Runs the product: the server on its SQLite default (./data) with the demo provider.
+demo:
+    cargo build --release -p stream-server
+    ./target/release/stream-server --data-dir data
+
+# Benchmarks; tables on stdout, JSON under target/bench/ (core.json, server.json).
 bench:
     cargo bench -p stream-core --bench ingest
+    cargo build --release -p stream-server -p stream-bench
+    ./target/release/loadgen --server target/release/stream-server
 
 # Builds the fuzz target (needs cargo-fuzz for `just fuzz`, not for this).
 fuzz-build:

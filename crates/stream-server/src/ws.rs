@@ -217,7 +217,8 @@ impl Connection {
                 loop {
                     match session.attach_after(&self.outbox, cursor) {
                         Attach::Attached(frames) => {
-                            for chunk in frames.chunks(MAX_BATCH) {
+                            // Catch-up goes in large batches: fewer messages, less per-message cost.
+                            for chunk in frames.chunks(LOG_PAGE_FRAMES) {
                                 self.state.metrics.frames_sent.inc_by(chunk.len() as u64);
                                 self.send(sink, batch_text(chunk)).await?;
                             }

@@ -1,0 +1,380 @@
+//! `loadgen`: measures a real `stream-server` process on loopback.
+//!
+//! 1. Delivery: S sessions × K subscribers, the demo provider at full speed;
+//!    frames/s delivered to all subscribers, and publish→receive latency,
+//!    probed by renames (`PATCH` with a probe id as the name) sent 10 times a
+//!    second per session during the load: the time from the request to each
+//!    subscriber's receipt of the `renamed` frame.
+//! 2. Memory: server RSS per idle connection at 10,000 idle connections.
+//! 3. Resume: time to catch up a 10,000-frame gap, from the memory ring and
+//!    from SQLite (the server restarted with a tiny ring).
+//!
+//! Usage: `loadgen --server target/release/stream-server [--quick]`. Prints a
+//! table and writes `target/bench/server.json`.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A server process with its own data directory.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn spawn(binary: &Path, data_dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(binary)
+            .args(["--bind", "127.0.0.1:0", "--web-dir", "/nonexistent", "--log", "error", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start stream-server");
+        let mut banner = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut banner).expect("banner");
+        let addr = banner
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split([' ', '/']).next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {banner:?}"));
+        Self { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Socket {
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/ws"), None, true).await.expect("connect");
+    next_text(&mut socket).await.expect("hello");
+    socket
+}
+
+async fn next_text(socket: &mut Socket) -> Option<String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), socket.next()).await.ok()?? {
+            Ok(Message::Text(text)) => return Some(text.to_string()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn subscribe(socket: &mut Socket, channel: &str, cursor: Option<(&str, u64)>) {
+    let mut frame = json!({ "type": "subscribe", "channel": channel });
+    if let Some((epoch, after_seq)) = cursor {
+        frame["epoch"] = json!(epoch);
+        frame["after_seq"] = json!(after_seq);
+    }
+    socket.send(Message::text(frame.to_string())).await.expect("subscribe");
+}
+
+async fn post_send(http: &reqwest::Client, server: &Server, session: &str, id: &str) {
+    let response = http
+        .post(server.url(&format!("/v1/sessions/{session}/messages")))
+        .json(&json!({ "client_message_id": id, "content": format!("load {id}") }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 202, "send {id}");
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Sequenced frames in one WebSocket message, counted without a full parse
+/// so the generator stays light next to the server on the same cores.
+fn count_frames(text: &str) -> usize {
+    text.matches("\"seq\":").count()
+}
+
+/// The probe ids of the `renamed` frames in a message.
+fn probe_ids(text: &str) -> impl Iterator<Item = &str> {
+    const KEY: &str = "\"name\":\"";
+    text.match_indices("\"name\":\"probe-").filter_map(|(at, _)| {
+        let rest = &text[at + KEY.len()..];
+        rest.find('"').map(|end| &rest[..end])
+    })
+}
+
+struct Delivery {
+    delta_ms: u64,
+    sessions: usize,
+    subscribers: usize,
+    frames: u64,
+    seconds: f64,
+    latency_ms: Vec<f64>,
+}
+
+async fn delivery(
+    binary: &Path,
+    dir: &Path,
+    sessions: usize,
+    subscribers: usize,
+    words: usize,
+    delta_ms: u64,
+) -> Delivery {
+    let args = ["--demo-delta-ms", &delta_ms.to_string(), "--demo-reply-words", &words.to_string()];
+    let server = Server::spawn(binary, dir, &args);
+    let http = reqwest::Client::new();
+    let probes: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let mut readers = Vec::new();
+    for session in 0..sessions {
+        for _ in 0..subscribers {
+            let mut socket = connect(server.addr).await;
+            let channel = format!("load{session}");
+            subscribe(&mut socket, &channel, None).await;
+            next_text(&mut socket).await.expect("subscribed");
+            next_text(&mut socket).await.expect("snapshot");
+            let (probes, latencies) = (Arc::clone(&probes), Arc::clone(&latencies));
+            readers.push(tokio::spawn(async move {
+                let mut frames = 0u64;
+                while let Some(text) = next_text(&mut socket).await {
+                    frames += count_frames(&text) as u64;
+                    if text.contains("\"renamed\"") {
+                        let received = Instant::now();
+                        let probes = probes.lock().expect("probes");
+                        for id in probe_ids(&text) {
+                            if let Some(sent) = probes.get(id) {
+                                latencies.lock().expect("latencies").push((received - *sent).as_secs_f64() * 1e3);
+                            }
+                        }
+                    }
+                    if text.contains("\"run_finished\"") {
+                        break;
+                    }
+                }
+                frames
+            }));
+        }
+    }
+    let started = Instant::now();
+    for session in 0..sessions {
+        post_send(&http, &server, &format!("load{session}"), "c1").await;
+    }
+    let done = Arc::new(tokio::sync::Notify::new());
+    let prober = {
+        let (http, probes, done, base) = (http.clone(), Arc::clone(&probes), Arc::clone(&done), server.url(""));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            for n in 0u64.. {
+                tokio::select! {
+                    _ = done.notified() => break,
+                    _ = tick.tick() => {}
+                }
+                for session in 0..sessions {
+                    let id = format!("probe-{n}-{session}");
+                    probes.lock().expect("probes").insert(id.clone(), Instant::now());
+                    let _ = http
+                        .patch(format!("{base}/v1/sessions/load{session}"))
+                        .json(&json!({ "name": id }))
+                        .send()
+                        .await;
+                }
+            }
+        })
+    };
+    let mut frames = 0;
+    for reader in readers {
+        frames += reader.await.expect("reader");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    done.notify_one();
+    let _ = prober.await;
+    let mut latency_ms = std::mem::take(&mut *latencies.lock().expect("latencies"));
+    latency_ms.sort_by(f64::total_cmp);
+    Delivery { delta_ms, sessions, subscribers, frames, seconds, latency_ms }
+}
+
+async fn idle_memory(binary: &Path, dir: &Path, connections: usize) -> (u64, u64, f64) {
+    let server = Server::spawn(binary, dir, &[]);
+    // Warm up the allocator and the runtime with a few connections first.
+    let warm: Vec<Socket> = futures_util::future::join_all((0..16).map(|_| connect(server.addr))).await;
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = server.rss_kib();
+    let mut sockets = Vec::with_capacity(connections);
+    for chunk in 0..connections.div_ceil(500) {
+        let count = 500.min(connections - chunk * 500);
+        sockets.extend(futures_util::future::join_all((0..count).map(|_| connect(server.addr))).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = server.rss_kib();
+    drop(sockets);
+    (before, after, (after.saturating_sub(before)) as f64 * 1024.0 / connections as f64)
+}
+
+async fn resume_gap(binary: &Path, dir: &Path, gap: u64) -> (f64, f64) {
+    let words = (gap + 100).to_string();
+    let (epoch, head) = {
+        let server = Server::spawn(binary, dir, &["--demo-delta-ms", "0", "--demo-reply-words", &words]);
+        let mut socket = connect(server.addr).await;
+        subscribe(&mut socket, "gap", None).await;
+        post_send(&reqwest::Client::new(), &server, "gap", "c1").await;
+        while let Some(text) = next_text(&mut socket).await {
+            if text.contains("\"run_finished\"") {
+                break;
+            }
+        }
+        let snapshot: serde_json::Value =
+            reqwest::get(server.url("/v1/sessions/gap")).await.expect("get").json().await.expect("json");
+        (snapshot["epoch"].as_str().expect("epoch").to_owned(), snapshot["seq"].as_u64().expect("seq"))
+    };
+    let measure = |args: &'static [&'static str]| {
+        let epoch = epoch.clone();
+        async move {
+            let server = Server::spawn(binary, dir, args);
+            let mut samples = Vec::new();
+            for _ in 0..5 {
+                let mut socket = connect(server.addr).await;
+                let started = Instant::now();
+                subscribe(&mut socket, "gap", Some((&epoch, head - gap))).await;
+                let mut received = 0u64;
+                while received < gap {
+                    received += count_frames(&next_text(&mut socket).await.expect("replay")) as u64;
+                }
+                samples.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+            samples.sort_by(f64::total_cmp);
+            samples[samples.len() / 2]
+        }
+    };
+    let from_memory = measure(&[]).await;
+    let from_log = measure(&["--ring-frames", "16"]).await;
+    (from_memory, from_log)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("stream-loadgen-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let binary = args
+        .windows(2)
+        .find(|pair| pair[0] == "--server")
+        .map(|pair| PathBuf::from(&pair[1]))
+        .unwrap_or_else(|| PathBuf::from("target/release/stream-server"));
+    let quick = args.iter().any(|arg| arg == "--quick");
+    // Replies long enough that the load lasts seconds while latency is probed.
+    let (words, idle) = if quick { (2_000, 1_000) } else { (10_000, 10_000) };
+
+    let mut cases = Vec::new();
+    // Full speed measures capacity (latency there is queueing behind the
+    // firehose); the paced cases (a delta every 5 or 20 ms per session, as
+    // fast as or faster than models stream) measure latency at sustained loads.
+    let paced_words = words / 10;
+    for (sessions, subscribers, words, delta_ms) in [
+        (1, 1, paced_words / 4, 20),
+        (10, 10, words, 0),
+        (10, 100, words, 0),
+        (10, 100, paced_words, 5),
+        (10, 100, paced_words / 4, 20),
+    ] {
+        let dir = temp_dir("delivery");
+        cases.push(delivery(&binary, &dir, sessions, subscribers, words, delta_ms).await);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let dir = temp_dir("idle");
+    let (rss_before, rss_after, bytes_per_idle) = idle_memory(&binary, &dir, idle).await;
+    let _ = std::fs::remove_dir_all(dir);
+    let dir = temp_dir("resume");
+    let (resume_memory_ms, resume_log_ms) = resume_gap(&binary, &dir, 10_000).await;
+    let _ = std::fs::remove_dir_all(dir);
+
+    println!("stream-server load ({} cores), demo provider, {words} words per reply at full speed", num_cpus());
+    println!(
+        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "delta ms", "sessions", "subscribers", "frames", "frames/s", "p50 ms", "p99 ms"
+    );
+    let mut json_cases = Vec::new();
+    for case in &cases {
+        let rate = case.frames as f64 / case.seconds;
+        let (p50, p99) = (percentile(&case.latency_ms, 0.5), percentile(&case.latency_ms, 0.99));
+        println!(
+            "{:>9} {:>9} {:>12} {:>12} {:>12.0} {:>10.2} {:>10.2}",
+            case.delta_ms,
+            case.sessions,
+            case.sessions * case.subscribers,
+            case.frames,
+            rate,
+            p50,
+            p99
+        );
+        json_cases.push(json!({
+            "demo_delta_ms": case.delta_ms,
+            "sessions": case.sessions,
+            "subscribers_total": case.sessions * case.subscribers,
+            "frames_delivered": case.frames,
+            "seconds": case.seconds,
+            "frames_per_second": rate,
+            "latency_samples": case.latency_ms.len(),
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
+        }));
+    }
+    println!(
+        "idle connections: {idle}, server RSS {rss_before} KiB -> {rss_after} KiB, {bytes_per_idle:.0} bytes per connection"
+    );
+    println!(
+        "resume of a 10,000-frame gap (median of 5): {resume_memory_ms:.1} ms from memory, {resume_log_ms:.1} ms from SQLite"
+    );
+    let report = json!({
+        "benchmark": "stream-server load",
+        "reply_words": words,
+        "delivery": json_cases,
+        "idle_connections": idle,
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+        "bytes_per_idle_connection": bytes_per_idle,
+        "resume_10000_gap_memory_ms": resume_memory_ms,
+        "resume_10000_gap_sqlite_ms": resume_log_ms,
+    });
+    let dir = Path::new("target/bench");
+    std::fs::create_dir_all(dir).expect("target/bench");
+    std::fs::write(dir.join("server.json"), serde_json::to_string_pretty(&report).expect("json")).expect("write");
+    println!("wrote target/bench/server.json");
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
