@@ -43,12 +43,7 @@ impl Server {
             .expect("start stream-server");
         let mut banner = String::new();
         std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut banner).expect("banner");
-        let addr = banner
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split([' ', '/']).next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {banner:?}"));
+        let addr = stream_server::address_from_banner(&banner).unwrap_or_else(|| panic!("no address in {banner:?}"));
         Self { child, addr }
     }
 

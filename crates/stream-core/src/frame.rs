@@ -555,24 +555,48 @@ pub fn parse_client_frame(text: &str, max_bytes: usize) -> Result<ClientFrame, F
     if text.len() > max_bytes {
         return Err(fail(FrameErrorKind::Oversize { len: text.len(), max: max_bytes }));
     }
-    let head: Head<'_> = serde_json::from_str(text).map_err(|error| fail(head_error(text, &error)))?;
-    if !matches!(&*head.frame_type, "subscribe" | "unsubscribe" | "watch_running" | "ping") {
-        return Err(fail(FrameErrorKind::UnknownType { frame_type: head.frame_type.into_owned() }));
+    let typed: TypeOnly<'_> = serde_json::from_str(text).map_err(|error| fail(head_error(text, &error)))?;
+    if !matches!(&*typed.frame_type, "subscribe" | "unsubscribe" | "watch_running" | "ping") {
+        return Err(fail(FrameErrorKind::UnknownType { frame_type: typed.frame_type.into_owned() }));
     }
-    serde_json::from_str(text).map_err(|error| fail(json_error(&head.frame_type, &error)))
+    serde_json::from_str(text).map_err(|error| fail(json_error(&typed.frame_type, &error)))
 }
 
-/// The fields every frame is first read for; the rest is skipped.
+/// A frame read for its `type` alone.
 #[derive(Deserialize)]
-struct Head<'a> {
+struct TypeOnly<'a> {
     #[serde(rename = "type", borrow)]
     frame_type: Cow<'a, str>,
-    #[serde(default, borrow)]
-    channel: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    epoch: Option<Cow<'a, str>>,
-    #[serde(default)]
+}
+
+/// The envelope of a frame: what places it in a channel's sequence.
+struct Envelope<'t> {
+    frame_type: &'t str,
+    channel: Option<&'t str>,
+    epoch: Option<&'t str>,
     seq: Option<u64>,
+}
+
+impl<'t> Envelope<'t> {
+    fn of(wire: &'t WireFrame<'_>) -> Self {
+        Self {
+            frame_type: &wire.frame_type,
+            channel: wire.channel.as_deref(),
+            epoch: wire.epoch.as_deref(),
+            seq: wire.seq,
+        }
+    }
+
+    /// Read from a generic tree: only for frames whose fields clash with the
+    /// wide struct (future types), so the slower path is rare.
+    fn of_value(value: &'t Value) -> Option<Self> {
+        Some(Self {
+            frame_type: value.get("type")?.as_str()?,
+            channel: value.get("channel").and_then(Value::as_str),
+            epoch: value.get("epoch").and_then(Value::as_str),
+            seq: value.get("seq").and_then(Value::as_u64),
+        })
+    }
 }
 
 /// Every field a sequenced frame can carry, read in one pass over the text.
@@ -751,15 +775,15 @@ fn parse_server_frame(text: &str, channel: Option<&str>) -> Result<ServerFrame, 
         // A frame of a future type may use a known field name with another
         // type; only its envelope matters.
         Err(error) => {
-            return match serde_json::from_str::<Head<'_>>(text) {
-                Ok(head) if !is_known_type(&head.frame_type) => unknown_frame(&head, channel),
+            let tree: Option<Value> = serde_json::from_str(text).ok();
+            return match tree.as_ref().and_then(Envelope::of_value) {
+                Some(head) if !is_known_type(head.frame_type) => unknown_frame(&head, channel),
                 _ => Err(head_error(text, &error)),
             };
         }
     };
     if let Some(body) = wire.take_body()? {
-        let head = Head { frame_type: wire.frame_type, channel: wire.channel, epoch: wire.epoch, seq: wire.seq };
-        let (channel, epoch, seq) = envelope(&head, channel)?;
+        let (channel, epoch, seq) = envelope(&Envelope::of(&wire), channel)?;
         return Ok(ServerFrame::Sequenced(SequencedFrame { channel, epoch, seq, body }));
     }
     let frame_type = &*wire.frame_type;
@@ -772,8 +796,7 @@ fn parse_server_frame(text: &str, channel: Option<&str>) -> Result<ServerFrame, 
         "pong" => ControlFrame::Pong(body(text, frame_type)?),
         "protocol_error" => ControlFrame::ProtocolError(body(text, frame_type)?),
         _ => {
-            let head = Head { frame_type: wire.frame_type, channel: wire.channel, epoch: wire.epoch, seq: wire.seq };
-            return unknown_frame(&head, channel);
+            return unknown_frame(&Envelope::of(&wire), channel);
         }
     };
     if let (Some(expected), Some(found)) = (channel, control.channel()) {
@@ -789,7 +812,7 @@ fn is_known_type(frame_type: &str) -> bool {
 /// Forward compatibility (§2.1): a frame of an unknown type with a whole
 /// envelope still takes its place in the sequence; without one it is an
 /// unknown control frame, ignored.
-fn unknown_frame(head: &Head<'_>, channel: Option<&str>) -> Result<ServerFrame, FrameErrorKind> {
+fn unknown_frame(head: &Envelope<'_>, channel: Option<&str>) -> Result<ServerFrame, FrameErrorKind> {
     let frame_type = head.frame_type.to_string();
     if head.channel.is_some() && head.epoch.is_some() && head.seq.is_some() {
         let (channel, epoch, seq) = envelope(head, channel)?;
@@ -816,11 +839,11 @@ impl ControlFrame {
     }
 }
 
-fn envelope(head: &Head<'_>, expected: Option<&str>) -> Result<(String, String, u64), FrameErrorKind> {
+fn envelope(head: &Envelope<'_>, expected: Option<&str>) -> Result<(String, String, u64), FrameErrorKind> {
     let missing =
         |field: &str| FrameErrorKind::MissingField { frame_type: head.frame_type.to_string(), field: field.to_owned() };
-    let channel = head.channel.as_deref().ok_or_else(|| missing("channel"))?;
-    let epoch = head.epoch.as_deref().ok_or_else(|| missing("epoch"))?;
+    let channel = head.channel.ok_or_else(|| missing("channel"))?;
+    let epoch = head.epoch.ok_or_else(|| missing("epoch"))?;
     let seq = head.seq.ok_or_else(|| missing("seq"))?;
     if seq == 0 {
         return Err(FrameErrorKind::ZeroSeq { frame_type: head.frame_type.to_string() });
@@ -846,11 +869,6 @@ fn body<T: DeserializeOwned>(text: &str, frame_type: &str) -> Result<T, FrameErr
 /// Explains why the envelope could not be read. When only an envelope field
 /// was wrong, a second look for `type` alone lets the error name the frame.
 fn head_error(text: &str, error: &serde_json::Error) -> FrameErrorKind {
-    #[derive(Deserialize)]
-    struct TypeOnly<'a> {
-        #[serde(rename = "type", borrow)]
-        frame_type: Cow<'a, str>,
-    }
     match json_error("frame", error) {
         syntax @ FrameErrorKind::BadJson { .. } => syntax,
         _ => match serde_json::from_str::<TypeOnly<'_>>(text) {
@@ -1033,6 +1051,14 @@ mod tests {
         let ServerFrame::Sequenced(frame) = &parsed.frames[0].frame else { panic!() };
         assert_eq!((frame.seq, &frame.body), (4, &FrameBody::Unknown("reaction".into())));
         assert_eq!(parsed.frames[1].frame, ServerFrame::Control(ControlFrame::Unknown("banner".into())));
+        // A future type may give a known field name another type.
+        let parsed = parse_server_message(
+            r#"{"type":"reaction","channel":"s","epoch":"e","seq":5,"content":{"emoji":"+1"}}"#,
+            Some("s"),
+            MAX,
+        );
+        let ServerFrame::Sequenced(frame) = &parsed.frames[0].frame else { panic!("{parsed:?}") };
+        assert_eq!((frame.seq, &frame.body), (5, &FrameBody::Unknown("reaction".into())));
     }
 
     #[test]

@@ -191,6 +191,20 @@ async fn evict_idle_sessions(state: Arc<AppState>) {
     }
 }
 
+/// The line the binary prints on start, saying where to connect.
+pub fn banner(address: std::net::SocketAddr, serves_web: bool) -> String {
+    if serves_web {
+        format!("stream-server: open http://{address}/ (WebSocket ws://{address}/v1/ws)")
+    } else {
+        format!("stream-server: listening on http://{address} (WebSocket ws://{address}/v1/ws; no web app built)")
+    }
+}
+
+/// The address in a [`banner`] line, for tools that start the binary.
+pub fn address_from_banner(line: &str) -> Option<std::net::SocketAddr> {
+    line.split("http://").nth(1)?.split([' ', '/']).next()?.parse().ok()
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();

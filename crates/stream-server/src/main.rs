@@ -27,11 +27,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let database = config.database_path();
     let state = AppState::open(config).await?;
     tracing::info!(database = %database.display(), "log open");
-    if serves_web {
-        println!("stream-server: open http://{address}/ (WebSocket ws://{address}/v1/ws)");
-    } else {
-        println!("stream-server: listening on http://{address} (WebSocket ws://{address}/v1/ws; no web app built)");
-    }
+    println!("{}", stream_server::banner(address, serves_web));
     stream_server::serve(state, listener, stream_server::shutdown_signal()).await?;
     Ok(())
 }

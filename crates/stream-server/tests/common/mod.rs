@@ -220,12 +220,7 @@ impl ServerProcess {
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         std::io::BufReader::new(stdout).read_line(&mut line).expect("server banner");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split([' ', '/']).next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        let addr = stream_server::address_from_banner(&line).unwrap_or_else(|| panic!("no address in {line:?}"));
         Self { child, addr }
     }
 
