@@ -73,5 +73,23 @@ fuzz seconds="60":
     cd crates/stream-core && RUSTC_BOOTSTRAP=1 cargo fuzz run engine_ops --sanitizer none \
         --target-dir ../../target/fuzz -- -max_total_time={{seconds}}
 
+# Builds the npm package into pkg/: release wasm, wasm-bindgen (web target,
+# also loaded by the Node entry), wasm-opt from the binaryen npm package, tsc.
+wasm:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    js=crates/stream-wasm/js
+    cargo build --profile wasm-release --target wasm32-unknown-unknown -p stream-wasm
+    rm -rf "$js/src/wasm" pkg/wasm pkg/*.js pkg/*.d.ts pkg/package.json
+    wasm-bindgen --target web --out-dir "$js/src/wasm" target/wasm32-unknown-unknown/wasm-release/stream_wasm.wasm
+    "$js/node_modules/.bin/wasm-opt" -Oz --converge --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+        --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+        -o "$js/src/wasm/stream_wasm_bg.wasm" "$js/src/wasm/stream_wasm_bg.wasm"
+    "$js/node_modules/.bin/tsc" -p "$js"
+    mkdir -p pkg/wasm
+    cp "$js"/src/wasm/* pkg/wasm/
+    cp "$js/package.template.json" pkg/package.json
+    echo "pkg/wasm/stream_wasm_bg.wasm: $(wc -c < pkg/wasm/stream_wasm_bg.wasm) bytes, $(gzip -9 -c pkg/wasm/stream_wasm_bg.wasm | wc -c) gzipped"
+
 # What CI runs: setup, then every test.
 ci: setup test

@@ -160,6 +160,7 @@ fn overwrite<T>(slot: &mut Option<T>, update: Option<T>) {
 
 /// One entry of a session's list (protocol §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "FlatMessage")]
 pub struct Message {
     /// Server-assigned id; for a pending local message, its `client_message_id`.
     pub id: String,
@@ -190,6 +191,69 @@ pub struct Message {
     /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// `Message` as it is on the wire, usage fields and all at one level. Reading
+/// through it avoids serde's buffering `flatten` deserializer, which is slow
+/// and would weigh on the WebAssembly build.
+#[derive(Deserialize)]
+struct FlatMessage {
+    id: String,
+    role: Role,
+    content: String,
+    status: MessageStatus,
+    #[serde(default)]
+    created_at: Option<u64>,
+    #[serde(default)]
+    finished_at: Option<u64>,
+    #[serde(default)]
+    client_message_id: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolCall>,
+    #[serde(default)]
+    tool_result: Option<ToolResult>,
+    #[serde(default)]
+    tokens_used: Option<u64>,
+    #[serde(default)]
+    ctx_used: Option<u64>,
+    #[serde(default)]
+    ctx_max: Option<u64>,
+    #[serde(default)]
+    cache_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl From<FlatMessage> for Message {
+    fn from(flat: FlatMessage) -> Self {
+        Self {
+            id: flat.id,
+            role: flat.role,
+            content: flat.content,
+            status: flat.status,
+            created_at: flat.created_at,
+            finished_at: flat.finished_at,
+            client_message_id: flat.client_message_id,
+            tool_calls: flat.tool_calls,
+            tool_result: flat.tool_result,
+            usage: Usage {
+                tokens_used: flat.tokens_used,
+                ctx_used: flat.ctx_used,
+                ctx_max: flat.ctx_max,
+                cache_tokens: flat.cache_tokens,
+                reasoning_tokens: flat.reasoning_tokens,
+                model: flat.model,
+                metadata: flat.metadata,
+            },
+            error: flat.error,
+        }
+    }
 }
 
 impl Message {

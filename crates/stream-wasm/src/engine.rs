@@ -1,0 +1,195 @@
+//! `SessionEngine` for JS: stream-core's client engine, plus the cache that
+//! makes `messages()` a patch: unchanged messages stay the same JS objects
+//! (`===`), only changed ones are rebuilt, and an unchanged list is the same
+//! array.
+
+use std::collections::{HashMap, HashSet};
+
+use js_sys::Array;
+use stream_core::optimistic::SendOutcome;
+use wasm_bindgen::prelude::*;
+
+use crate::convert::{ErrorView, IngestView, to_js};
+
+/// The client engine of one session.
+#[wasm_bindgen]
+pub struct SessionEngine {
+    inner: stream_core::SessionEngine,
+    /// JS objects of messages that did not change since they were built.
+    objects: HashMap<String, JsValue>,
+    /// Ids changed since the last `messages()`.
+    dirty: HashSet<String>,
+    all_dirty: bool,
+    /// The last array `messages()` returned, while nothing changed.
+    last: Option<Array>,
+}
+
+fn now_or(now_ms: Option<f64>) -> u64 {
+    now_ms.unwrap_or_else(js_sys::Date::now).max(0.0) as u64
+}
+
+#[wasm_bindgen]
+impl SessionEngine {
+    /// An empty engine for the session (channel) `sessionId`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(session_id: &str) -> SessionEngine {
+        SessionEngine {
+            inner: stream_core::SessionEngine::new(session_id),
+            objects: HashMap::new(),
+            dirty: HashSet::new(),
+            all_dirty: false,
+            last: None,
+        }
+    }
+
+    /// The session id.
+    #[wasm_bindgen(getter, js_name = sessionId)]
+    pub fn session_id(&self) -> String {
+        self.inner.channel().to_owned()
+    }
+
+    /// Ingests one WebSocket text message (a frame or an array of frames), or
+    /// an array of such messages. Bad input is reported in `errors`; nothing
+    /// is thrown.
+    #[wasm_bindgen(unchecked_return_type = "IngestResult")]
+    pub fn ingest(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string | string[]")] input: JsValue,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+    ) -> JsValue {
+        let now = now_or(now_ms);
+        let texts: Vec<Option<String>> = if Array::is_array(&input) {
+            Array::from(&input).iter().map(|item| item.as_string()).collect()
+        } else {
+            vec![input.as_string()]
+        };
+        let reports: Vec<Option<stream_core::IngestReport>> =
+            texts.iter().map(|text| text.as_deref().map(|text| self.inner.ingest(text, now))).collect();
+        let mut view = IngestView::default();
+        for (index, report) in reports.iter().enumerate() {
+            match report {
+                Some(report) => view.absorb(report),
+                None => view.errors.push(ErrorView {
+                    code: "not_text",
+                    message: format!("input {index} is not a string; pass WebSocket text messages"),
+                    index: Some(index),
+                }),
+            }
+        }
+        let (everything, ids) = self.absorb_changes();
+        view.everything_changed = everything;
+        view.changed_ids = ids;
+        to_js(&view)
+    }
+
+    /// Every message: confirmed ones, then local pending or failed ones.
+    /// Unchanged messages are the same objects as in the previous call.
+    #[wasm_bindgen(unchecked_return_type = "Message[]")]
+    pub fn messages(&mut self) -> Array {
+        self.absorb_changes();
+        if !self.all_dirty && self.dirty.is_empty() {
+            if let Some(last) = &self.last {
+                return last.clone();
+            }
+        }
+        if std::mem::take(&mut self.all_dirty) {
+            self.objects.clear();
+        }
+        for id in self.dirty.drain() {
+            self.objects.remove(&id);
+        }
+        let array = Array::new();
+        for message in self.inner.messages() {
+            let object = self.objects.entry(message.id.clone()).or_insert_with(|| to_js(message));
+            array.push(object);
+        }
+        self.last = Some(array.clone());
+        array
+    }
+
+    /// Where the sequence stands: `{epoch, seq}` to send in `subscribe`.
+    #[wasm_bindgen(unchecked_return_type = "Cursor")]
+    pub fn cursor(&self) -> JsValue {
+        to_js(self.inner.cursor())
+    }
+
+    /// The state hash of the confirmed messages (16 hex digits).
+    #[wasm_bindgen(js_name = stateHash)]
+    pub fn state_hash(&self) -> String {
+        self.inner.state_hash().to_string()
+    }
+
+    /// The JSON text of the `subscribe` frame to send: from the cursor, or
+    /// without one when only a snapshot can help.
+    #[wasm_bindgen(js_name = subscribeFrame)]
+    pub fn subscribe_frame(&self) -> String {
+        serde_json::to_string(&self.inner.subscribe_frame()).unwrap_or_default()
+    }
+
+    /// Shows a user message at once as `pending`. Returns `"added"` (POST it),
+    /// `"retried"` (a failed one, POST it again with the same id) or
+    /// `"duplicate"` (already pending or confirmed: do nothing).
+    #[wasm_bindgen(js_name = sendLocal, unchecked_return_type = "SendOutcome")]
+    pub fn send_local(
+        &mut self,
+        content: &str,
+        #[wasm_bindgen(js_name = clientMessageId)] client_message_id: &str,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+    ) -> String {
+        let outcome = self.inner.send_local(content, client_message_id, now_or(now_ms));
+        self.absorb_changes();
+        match outcome {
+            SendOutcome::Added => "added",
+            SendOutcome::Retried => "retried",
+            SendOutcome::Duplicate => "duplicate",
+        }
+        .to_owned()
+    }
+
+    /// Marks a local send whose POST failed; `sendLocal` with the same id retries it.
+    #[wasm_bindgen(js_name = markSendFailed)]
+    pub fn mark_send_failed(
+        &mut self,
+        #[wasm_bindgen(js_name = clientMessageId)] client_message_id: &str,
+        error: &str,
+    ) -> bool {
+        let found = self.inner.mark_send_failed(client_message_id, error);
+        self.absorb_changes();
+        found
+    }
+
+    /// When `handleTimeout` should next be called (ms since the Unix epoch).
+    #[wasm_bindgen(js_name = pollTimeout)]
+    pub fn poll_timeout(&self) -> Option<f64> {
+        self.inner.poll_timeout().map(|deadline| deadline as f64)
+    }
+
+    /// Gives up on a gap that did not fill in time; returns the resync reason or null.
+    #[wasm_bindgen(js_name = handleTimeout, unchecked_return_type = "ResyncReason | null")]
+    pub fn handle_timeout(&mut self, #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>) -> JsValue {
+        to_js(&self.inner.handle_timeout(now_or(now_ms)))
+    }
+
+    /// The run going, or null.
+    #[wasm_bindgen(unchecked_return_type = "RunInfo | null")]
+    pub fn run(&self) -> JsValue {
+        to_js(&self.inner.state().run())
+    }
+
+    /// The session's name, if it has one.
+    pub fn name(&self) -> Option<String> {
+        self.inner.state().name().map(str::to_owned)
+    }
+}
+
+impl SessionEngine {
+    /// Moves the core's changed ids into the cache's dirty set; returns them.
+    fn absorb_changes(&mut self) -> (bool, Vec<String>) {
+        let changes = self.inner.drain_changes();
+        if changes.everything {
+            self.all_dirty = true;
+        }
+        self.dirty.extend(changes.ids.iter().cloned());
+        (changes.everything, changes.ids)
+    }
+}

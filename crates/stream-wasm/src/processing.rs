@@ -1,0 +1,87 @@
+//! `ProcessingMap` for JS: stream-core's map of running sessions, fed by
+//! local sends, run events from engines, and `running` lists.
+
+use stream_core::frame::Running;
+use wasm_bindgen::prelude::*;
+
+use crate::convert::{RunEventInput, from_js, to_js};
+
+/// Which sessions are processing.
+#[wasm_bindgen]
+pub struct ProcessingMap {
+    inner: stream_core::ProcessingMap,
+    /// The last `entries()` object, while nothing changed.
+    last: Option<JsValue>,
+}
+
+fn now_or(now_ms: Option<f64>) -> u64 {
+    now_ms.unwrap_or_else(js_sys::Date::now).max(0.0) as u64
+}
+
+#[wasm_bindgen]
+impl ProcessingMap {
+    /// An empty map; a local mark lasts `localGraceMs` (default 10 s) without server confirmation.
+    #[wasm_bindgen(constructor)]
+    pub fn new(#[wasm_bindgen(js_name = localGraceMs)] local_grace_ms: Option<f64>) -> ProcessingMap {
+        let grace = local_grace_ms.map_or(stream_core::processing::DEFAULT_LOCAL_GRACE_MS, |ms| ms.max(0.0) as u64);
+        ProcessingMap { inner: stream_core::ProcessingMap::new(grace), last: None }
+    }
+
+    /// This client just sent in the session: show it running now.
+    #[wasm_bindgen(js_name = markLocal)]
+    pub fn mark_local(&mut self, #[wasm_bindgen(js_name = sessionId)] session_id: &str, #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>) {
+        self.inner.mark_local(session_id, now_or(now_ms));
+    }
+
+    /// Applies a `running` frame (its JSON text, or the parsed object, or the
+    /// `GET /v1/sessions/running` body). Returns false when it was stale or invalid.
+    pub fn sync(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string | RunningList")] running: JsValue,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+    ) -> bool {
+        match from_js::<Running>(&running) {
+            Some(list) => self.inner.sync(&list, now_or(now_ms)),
+            None => false,
+        }
+    }
+
+    /// Feeds the `runEvents` of an engine's `ingest` result.
+    #[wasm_bindgen(js_name = applyRunEvents)]
+    pub fn apply_run_events(
+        &mut self,
+        #[wasm_bindgen(js_name = sessionId)] session_id: &str,
+        #[wasm_bindgen(unchecked_param_type = "RunEvent[]")] events: JsValue,
+    ) {
+        let Some(events) = from_js::<Vec<RunEventInput>>(&events) else { return };
+        for event in events.into_iter().filter_map(RunEventInput::into_event) {
+            self.inner.apply_event(session_id, &event);
+        }
+    }
+
+    /// Drops local marks past the grace period.
+    #[wasm_bindgen(js_name = expireLocal)]
+    pub fn expire_local(&mut self, #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>) {
+        self.inner.expire_local(now_or(now_ms));
+    }
+
+    /// Whether the session is running.
+    #[wasm_bindgen(js_name = isRunning)]
+    pub fn is_running(&self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) -> bool {
+        self.inner.is_running(session_id)
+    }
+
+    /// The running sessions by id; the same object while nothing changed.
+    #[wasm_bindgen(unchecked_return_type = "Record<string, RunningEntry>")]
+    pub fn entries(&mut self) -> JsValue {
+        let changed = self.inner.take_changed();
+        match &self.last {
+            Some(last) if !changed => last.clone(),
+            _ => {
+                let entries = to_js(self.inner.entries());
+                self.last = Some(entries.clone());
+                entries
+            }
+        }
+    }
+}
