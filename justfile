@@ -35,22 +35,35 @@ setup:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
     fi
 
-# Format check, lints, native tests, and the stream-core tests on wasm32 under Node.
-test: lint test-native test-wasm
+# Format check, lints, native tests, wasm32 tests (Node and headless Chromium), the npm package tests.
+test: lint test-native test-wasm test-js
 
 # Formatting and clippy with warnings as errors.
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy -p stream-core -p stream-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 # Every native test of the workspace.
 test-native:
     cargo test --workspace
 
-# stream-core's unit and property tests, compiled to wasm32 and run in Node.
+# stream-core's unit and property tests and the bindings' tests on wasm32:
+# in Node, then in headless Chromium.
 test-wasm:
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-        cargo test -p stream-core --target wasm32-unknown-unknown
+        cargo test -p stream-core -p stream-wasm --target wasm32-unknown-unknown
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner WASM_BINDGEN_USE_BROWSER=1 \
+        CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_WEBDRIVER_JSON="{{justfile_directory()}}/webdriver.json" \
+        cargo test -p stream-core -p stream-wasm --target wasm32-unknown-unknown
+
+# The npm package: builds it, type-checks the TypeScript, and runs the Node
+# tests that import it by name (one of them against a real server).
+test-js: wasm
+    "crates/stream-wasm/js/node_modules/.bin/tsc" -p crates/stream-wasm/js --noEmit
+    cargo build -p stream-server
+    ln -sfn ../../../../pkg crates/stream-wasm/js/node_modules/agent-stream
+    cd crates/stream-wasm/js && STREAM_SERVER_BIN="{{justfile_directory()}}/target/debug/stream-server" node --test test/
 
 # Runs the product: the server on its SQLite default (./data) with the demo provider.
 demo:
@@ -62,6 +75,9 @@ bench:
     cargo bench -p stream-core --bench ingest
     cargo build --release -p stream-server -p stream-bench
     ./target/release/loadgen --server target/release/stream-server
+    just wasm
+    ln -sfn ../../../../pkg crates/stream-wasm/js/node_modules/agent-stream
+    node --expose-gc crates/stream-wasm/js/bench/trace.mjs
 
 # Builds the fuzz target (needs cargo-fuzz for `just fuzz`, not for this).
 fuzz-build:

@@ -70,6 +70,11 @@ impl SessionState {
         &self.messages
     }
 
+    /// The position of the message with this id.
+    pub fn position_of(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
     /// The message with this id.
     pub fn message(&self, id: &str) -> Option<&Message> {
         self.index.get(id).map(|&i| &self.messages[i])

@@ -148,6 +148,13 @@ impl SessionEngine {
         self.state.messages().iter().chain(self.pending.messages())
     }
 
+    /// The position of a message in `messages`, if it is there.
+    pub fn position_of(&self, id: &str) -> Option<usize> {
+        self.state.position_of(id).or_else(|| {
+            self.pending.messages().position(|message| message.id == id).map(|i| i + self.state.messages().len())
+        })
+    }
+
     /// How many messages `messages` yields.
     pub fn message_count(&self) -> usize {
         self.state.messages().len() + self.pending.len()

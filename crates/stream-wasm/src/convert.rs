@@ -15,10 +15,7 @@ use wasm_bindgen::JsValue;
 /// Serialises any value as plain JS objects and numbers.
 pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
     // Our types always serialise; a failure would be a bug, reported as null.
-    serde_json::to_string(value)
-        .ok()
-        .and_then(|text| js_sys::JSON::parse(&text).ok())
-        .unwrap_or(JsValue::NULL)
+    serde_json::to_string(value).ok().and_then(|text| js_sys::JSON::parse(&text).ok()).unwrap_or(JsValue::NULL)
 }
 
 /// Reads a JS value (plain objects, or JSON text) as `T`.

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use js_sys::Array;
+use stream_core::Message;
 use stream_core::optimistic::SendOutcome;
 use wasm_bindgen::prelude::*;
 
@@ -83,26 +84,26 @@ impl SessionEngine {
     }
 
     /// Every message: confirmed ones, then local pending or failed ones.
-    /// Unchanged messages are the same objects as in the previous call.
+    /// Unchanged messages are the same objects as in the previous call, and
+    /// an unchanged list is the same array.
     #[wasm_bindgen(unchecked_return_type = "Message[]")]
     pub fn messages(&mut self) -> Array {
         self.absorb_changes();
-        if !self.all_dirty && self.dirty.is_empty() {
-            if let Some(last) = &self.last {
-                return last.clone();
-            }
-        }
-        if std::mem::take(&mut self.all_dirty) {
+        let all_dirty = std::mem::take(&mut self.all_dirty);
+        if all_dirty {
             self.objects.clear();
         }
-        for id in self.dirty.drain() {
-            self.objects.remove(&id);
+        let dirty: Vec<String> = self.dirty.drain().collect();
+        for id in &dirty {
+            self.objects.remove(id);
         }
-        let array = Array::new();
-        for message in self.inner.messages() {
-            let object = self.objects.entry(message.id.clone()).or_insert_with(|| to_js(message));
-            array.push(object);
+        let array = match &self.last {
+            Some(last) if dirty.is_empty() && !all_dirty => return last.clone(),
+            // Updates and appends patch a copy of the last array.
+            Some(last) if !all_dirty => patched(&self.inner, &mut self.objects, last, &dirty),
+            _ => None,
         }
+        .unwrap_or_else(|| rebuilt(&self.inner, &mut self.objects));
         self.last = Some(array.clone());
         array
     }
@@ -180,6 +181,49 @@ impl SessionEngine {
     pub fn name(&self) -> Option<String> {
         self.inner.state().name().map(str::to_owned)
     }
+}
+
+/// The JS object of a message, from the cache or built.
+fn object_for(objects: &mut HashMap<String, JsValue>, message: &Message) -> JsValue {
+    objects.entry(message.id.clone()).or_insert_with(|| to_js(message)).clone()
+}
+
+/// A copy of `last` with the changed messages rebuilt and new ones appended;
+/// `None` when a message went away or moved, which needs a rebuild.
+fn patched(
+    engine: &stream_core::SessionEngine,
+    objects: &mut HashMap<String, JsValue>,
+    last: &Array,
+    dirty: &[String],
+) -> Option<Array> {
+    let old_len = last.length() as usize;
+    let new_len = engine.message_count();
+    if new_len < old_len {
+        return None;
+    }
+    let mut positions = Vec::with_capacity(dirty.len());
+    for id in dirty {
+        positions.push(engine.position_of(id)?);
+    }
+    let array = last.slice(0, old_len as u32);
+    for position in positions.into_iter().filter(|&position| position < old_len) {
+        let message = engine.messages().nth(position)?;
+        array.set(position as u32, object_for(objects, message));
+    }
+    for message in engine.messages().skip(old_len) {
+        array.push(&object_for(objects, message));
+    }
+    Some(array)
+}
+
+/// The whole array, reusing the cached objects of unchanged messages.
+fn rebuilt(engine: &stream_core::SessionEngine, objects: &mut HashMap<String, JsValue>) -> Array {
+    let array: Array = engine.messages().map(|message| object_for(objects, message)).collect();
+    // Drop objects of messages that are gone.
+    if objects.len() > engine.message_count() {
+        objects.retain(|id, _| engine.position_of(id).is_some());
+    }
+    array
 }
 
 impl SessionEngine {

@@ -29,7 +29,11 @@ impl ProcessingMap {
 
     /// This client just sent in the session: show it running now.
     #[wasm_bindgen(js_name = markLocal)]
-    pub fn mark_local(&mut self, #[wasm_bindgen(js_name = sessionId)] session_id: &str, #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>) {
+    pub fn mark_local(
+        &mut self,
+        #[wasm_bindgen(js_name = sessionId)] session_id: &str,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+    ) {
         self.inner.mark_local(session_id, now_or(now_ms));
     }
 

@@ -1,0 +1,81 @@
+// Imports the built package the way a user does (by name, through its
+// exports map) and checks reorder and duplicate handling, bad input, object
+// identity of unchanged messages, and the processing map.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ProcessingMap, SessionEngine, protocolVersion, ready } from "agent-stream";
+
+await ready();
+
+const frame = (seq, body) => JSON.stringify({ channel: "s", epoch: "e1", seq, ...body });
+const delta = (seq, id, content) => frame(seq, { type: "delta", message_id: id, content });
+
+test("speaks protocol 1", () => {
+  assert.equal(protocolVersion(), 1);
+});
+
+test("out-of-order and duplicated frames apply once, in order", () => {
+  const engine = new SessionEngine("s");
+  let result = engine.ingest(`[${delta(3, "a", "c")},${delta(2, "a", "b")}]`);
+  assert.equal(result.applied, 0);
+  assert.equal(result.buffered, 2);
+  result = engine.ingest([delta(1, "a", "a"), delta(2, "a", "b"), delta(1, "a", "a")]);
+  assert.equal(result.applied, 3);
+  assert.equal(result.duplicates, 2);
+  assert.equal(engine.messages()[0].content, "abc");
+  assert.deepEqual(engine.cursor(), { epoch: "e1", seq: 3 });
+});
+
+test("bad input is reported, never thrown, and changes nothing", () => {
+  const engine = new SessionEngine("s");
+  engine.ingest(delta(1, "a", "x"));
+  const hash = engine.stateHash();
+  for (const bad of ["{", "[1,2]", frame(2, { type: "delta", message_id: "a" }), delta(2, "a", "y").replace('"s"', '"t"'), 42]) {
+    const result = engine.ingest(bad);
+    assert.ok(result.errors.length >= 1, `no error for ${bad}`);
+    assert.equal(result.applied, 0);
+    assert.equal(typeof result.errors[0].code, "string");
+  }
+  assert.equal(engine.stateHash(), hash);
+});
+
+test("unchanged messages are the same objects; changed ones are rebuilt", () => {
+  const engine = new SessionEngine("s");
+  engine.ingest([delta(1, "a", "x"), delta(2, "b", "y")]);
+  const before = engine.messages();
+  assert.equal(engine.messages(), before, "nothing changed: the same array");
+  const result = engine.ingest(delta(3, "b", "z"));
+  assert.deepEqual(result.changedIds, ["b"]);
+  const after = engine.messages();
+  assert.equal(after[0], before[0]);
+  assert.notEqual(after[1], before[1]);
+  assert.equal(after[1].content, "yz");
+});
+
+test("a local send is pending at once and its echo replaces it", () => {
+  const engine = new SessionEngine("s");
+  assert.equal(engine.sendLocal("hello", "c1", 0), "added");
+  assert.equal(engine.sendLocal("hello", "c1", 0), "duplicate");
+  assert.equal(engine.messages()[0].status, "pending");
+  assert.equal(engine.markSendFailed("c1", "offline"), true);
+  assert.equal(engine.messages()[0].status, "failed");
+  assert.equal(engine.sendLocal("hello", "c1", 1), "retried");
+  engine.ingest(frame(1, { type: "message_started", message_id: "m1", role: "user", created_at: 1, client_message_id: "c1", content: "hello" }), 2);
+  const messages = engine.messages();
+  assert.equal(messages.length, 1);
+  assert.equal(messages[0].id, "m1");
+  assert.equal(messages[0].status, "complete");
+});
+
+test("the processing map ignores a stale list after a finish", () => {
+  const engine = new SessionEngine("s");
+  const running = new ProcessingMap();
+  let result = engine.ingest(frame(1, { type: "run_started", run_id: "r1", provider: "demo", started_at: 1 }));
+  running.applyRunEvents("s", result.runEvents);
+  assert.ok(running.isRunning("s"));
+  result = engine.ingest(frame(2, { type: "run_finished", run_id: "r1", status: "complete", aborted: false }));
+  running.applyRunEvents("s", result.runEvents);
+  assert.ok(!running.isRunning("s"));
+  running.sync({ rev: 5, sessions: [{ session_id: "s", run_id: "r1", provider: "demo", started_at: 1, last_seq: 1 }] });
+  assert.ok(!running.isRunning("s"));
+});

@@ -1,0 +1,127 @@
+// The transport against a real stream-server process: subscribe, optimistic
+// send, streaming to the end, then a dropped socket mid-run: it reconnects,
+// resumes from the cursor, and ends with the server's state hash.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import WebSocket from "ws";
+import { StreamClient } from "agent-stream";
+
+const binary = resolve(process.env.STREAM_SERVER_BIN ?? "../../../target/debug/stream-server");
+
+async function startServer(args) {
+  const dir = mkdtempSync(join(tmpdir(), "stream-transport-"));
+  const child = spawn(binary, ["--bind", "127.0.0.1:0", "--data-dir", dir, "--web-dir", "/nonexistent", "--log", "warn", ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const line = await new Promise((done, fail) => {
+    createInterface({ input: child.stdout }).once("line", done);
+    child.once("exit", (code) => fail(new Error(`server exited with ${code}`)));
+  });
+  const address = /http:\/\/([^ /]+)/.exec(line)[1];
+  return { base: `http://${address}`, stop: () => { child.kill("SIGKILL"); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+/** A WebSocket class that remembers its sockets, so a test can cut them. */
+const sockets = [];
+class TrackedWebSocket extends WebSocket {
+  constructor(url) {
+    super(url);
+    sockets.push(this);
+  }
+}
+
+function until(client, sessionId, predicate, timeoutMs = 20000) {
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error("timed out waiting")), timeoutMs);
+    const check = () => {
+      if (predicate(client.snapshot(sessionId))) {
+        clearTimeout(timer);
+        stop();
+        done();
+      }
+    };
+    const stop = client.watch(sessionId, check);
+    check();
+  });
+}
+
+function untilConnection(client, kind, timeoutMs = 10000) {
+  return new Promise((done, fail) => {
+    if (client.connection().kind === kind) return done();
+    const timer = setTimeout(() => fail(new Error(`connection never became ${kind}`)), timeoutMs);
+    const stop = client.onConnection(() => {
+      if (client.connection().kind === kind) {
+        clearTimeout(timer);
+        stop();
+        done();
+      }
+    });
+  });
+}
+
+async function restSnapshot(base, sessionId) {
+  return (await fetch(`${base}/v1/sessions/${sessionId}`)).json();
+}
+
+test("streams a run, survives a dropped socket, and ends with the server's hash", async () => {
+  const server = await startServer(["--demo-delta-ms", "2", "--demo-reply-words", "400"]);
+  const client = new StreamClient({ baseUrl: server.base, WebSocket: TrackedWebSocket, backoffMs: 50 });
+  try {
+    const sessionId = "t1";
+    const unwatch = client.watch(sessionId, () => {});
+    await untilConnection(client, "open");
+    const sending = client.send(sessionId, "hello", "c1");
+    // Optimistic: the message is there before the POST answers.
+    await until(client, sessionId, (s) => s.messages.some((m) => m.client_message_id === "c1" || m.id === "c1"));
+    await sending;
+    await until(client, sessionId, (s) => s.messages.filter((m) => m.role === "assistant").length >= 1 && s.run !== null);
+    // Cut the socket mid-run: the client reconnects and resumes from its cursor.
+    const reconnecting = untilConnection(client, "reconnecting");
+    sockets.at(-1).terminate();
+    await reconnecting;
+    await untilConnection(client, "open");
+    await until(client, sessionId, (s) => s.run === null && s.messages.length === 4);
+    const snapshot = await restSnapshot(server.base, sessionId);
+    const engineView = client.snapshot(sessionId).messages;
+    assert.deepEqual(engineView.map((m) => m.content), snapshot.messages.map((m) => m.content));
+    assert.equal(engineView.filter((m) => m.role === "user").length, 1, "one user message, no duplicate");
+    assert.ok(sockets.length >= 2, "a second socket was opened");
+    const running = client.runningSessions();
+    assert.equal(running[sessionId], undefined, "the finished session is not running");
+    unwatch();
+  } finally {
+    client.close();
+    server.stop();
+  }
+});
+
+test("a failed POST marks the message failed and a retry keeps its id", async () => {
+  const server = await startServer([]);
+  let failNext = true;
+  const flakyFetch = (url, init) => {
+    if (failNext && init?.method === "POST") {
+      failNext = false;
+      return Promise.reject(new Error("network down"));
+    }
+    return fetch(url, init);
+  };
+  const client = new StreamClient({ baseUrl: server.base, WebSocket: TrackedWebSocket, fetch: flakyFetch });
+  try {
+    const unwatch = client.watch("t2", () => {});
+    await client.send("t2", "hi", "c9");
+    await until(client, "t2", (s) => s.messages.some((m) => m.id === "c9" && m.status === "failed"));
+    await client.send("t2", "hi", "c9");
+    await until(client, "t2", (s) => s.messages.length >= 2 && s.messages[0].client_message_id === "c9" && s.run === null);
+    const snapshot = await restSnapshot(server.base, "t2");
+    assert.equal(snapshot.messages.filter((m) => m.role === "user").length, 1);
+    unwatch();
+  } finally {
+    client.close();
+    server.stop();
+  }
+});
