@@ -8,6 +8,7 @@
 //! generic tree. Control frames, which are rare, take a second typed pass.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -29,13 +30,15 @@ pub fn is_valid_session_id(id: &str) -> bool {
 /// The default bound on one WebSocket text message.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// A frame that takes a place in a channel's sequence.
+/// A frame that takes a place in a channel's sequence. Channel and epoch are
+/// shared strings: every frame of a channel names the same two, so they are
+/// allocated once per batch (client) or once per channel (server).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SequencedFrame {
     /// The channel (session id).
-    pub channel: String,
+    pub channel: Arc<str>,
     /// The history this frame belongs to.
-    pub epoch: String,
+    pub epoch: Arc<str>,
     /// Its place in the history, from 1.
     pub seq: u64,
     /// What happened.
@@ -245,7 +248,8 @@ pub enum ControlFrame {
     Pong(Pong),
     /// The client sent something invalid.
     ProtocolError(ProtocolError),
-    /// A control type this version does not know; ignored.
+    /// A control type this version does not know, or one this reader does
+    /// not read (see [`parse_session_message`]); ignored.
     #[serde(skip)]
     Unknown(String),
 }
@@ -517,6 +521,48 @@ pub struct ParsedMessage {
 /// index and the others are kept. When `channel` is given, frames for another
 /// channel are errors.
 pub fn parse_server_message(text: &str, channel: Option<&str>, max_bytes: usize) -> ParsedMessage {
+    parse_message(text, channel, max_bytes, read_any_control)
+}
+
+/// Like [`parse_server_message`] for a session engine, which needs only the
+/// control frames about its channel (`snapshot`, `unsubscribed`); the others
+/// come back as [`ControlFrame::Unknown`] without their bodies being read, so
+/// a client build carries no parser for them.
+pub fn parse_session_message(text: &str, channel: &str, max_bytes: usize) -> ParsedMessage {
+    parse_message(text, Some(channel), max_bytes, read_session_control)
+}
+
+/// Reads the body of a control frame of a type the reader wants; `None` for
+/// a type it leaves alone. Generic, so a build keeps only the readers it calls.
+trait ControlRead: Fn(&str, &str) -> Option<Result<ControlFrame, FrameErrorKind>> {}
+
+impl<F: Fn(&str, &str) -> Option<Result<ControlFrame, FrameErrorKind>>> ControlRead for F {}
+
+fn read_any_control(frame_type: &str, text: &str) -> Option<Result<ControlFrame, FrameErrorKind>> {
+    Some(match frame_type {
+        "hello" => body(text, frame_type).map(ControlFrame::Hello),
+        "subscribed" => body(text, frame_type).map(ControlFrame::Subscribed),
+        "running" => body(text, frame_type).map(ControlFrame::Running),
+        "pong" => body(text, frame_type).map(ControlFrame::Pong),
+        "protocol_error" => body(text, frame_type).map(ControlFrame::ProtocolError),
+        _ => return read_session_control(frame_type, text),
+    })
+}
+
+fn read_session_control(frame_type: &str, text: &str) -> Option<Result<ControlFrame, FrameErrorKind>> {
+    Some(match frame_type {
+        "snapshot" => body(text, frame_type).map(ControlFrame::Snapshot),
+        "unsubscribed" => body(text, frame_type).map(ControlFrame::Unsubscribed),
+        _ => return None,
+    })
+}
+
+fn parse_message<R: ControlRead>(
+    text: &str,
+    channel: Option<&str>,
+    max_bytes: usize,
+    read_control: R,
+) -> ParsedMessage {
     let mut parsed = ParsedMessage::default();
     if text.len() > max_bytes {
         parsed
@@ -524,12 +570,16 @@ pub fn parse_server_message(text: &str, channel: Option<&str>, max_bytes: usize)
             .push(FrameError { index: None, kind: FrameErrorKind::Oversize { len: text.len(), max: max_bytes } });
         return parsed;
     }
+    let mut names = SharedNames::default();
     if !text.trim_start().starts_with('[') {
-        match parse_server_frame(text, channel) {
+        match parse_server_frame(text, channel, &read_control, &mut names) {
             Ok(frame) => parsed.frames.push(ParsedFrame { frame, wire_len: text.len() }),
             Err(kind) => parsed.errors.push(FrameError { index: None, kind }),
         }
         return parsed;
+    }
+    if let Some(fast) = parse_sequenced_batch(text, channel) {
+        return fast;
     }
     let items: Vec<&RawValue> = match serde_json::from_str(text) {
         Ok(items) => items,
@@ -541,12 +591,49 @@ pub fn parse_server_message(text: &str, channel: Option<&str>, max_bytes: usize)
     parsed.frames.reserve(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let item = item.get();
-        match parse_server_frame(item, channel) {
+        match parse_server_frame(item, channel, &read_control, &mut names) {
             Ok(frame) => parsed.frames.push(ParsedFrame { frame, wire_len: item.len() }),
             Err(kind) => parsed.errors.push(FrameError { index: Some(index), kind }),
         }
     }
     parsed
+}
+
+/// The common batch, read in one pass: an array of sequenced frames, each
+/// read straight into its wide struct. `None` (use the general path, which
+/// splits the array first) when the batch holds a control frame, whose body
+/// needs its own text, or when any element is not even wire-shaped, so that
+/// the error can name it. Each frame's size is counted as an equal share.
+fn parse_sequenced_batch(text: &str, channel: Option<&str>) -> Option<ParsedMessage> {
+    let wires: Vec<WireFrame<'_>> = serde_json::from_str(text).ok()?;
+    if wires.iter().any(|wire| !SEQUENCED_TYPES.contains(&&*wire.frame_type)) {
+        return None;
+    }
+    let share = text.len() / wires.len().max(1);
+    let mut parsed = ParsedMessage { frames: Vec::with_capacity(wires.len()), errors: Vec::new() };
+    let mut names = SharedNames::default();
+    for (index, wire) in wires.into_iter().enumerate() {
+        match sequenced_from_wire(wire, channel, &mut names) {
+            Ok(frame) => parsed.frames.push(ParsedFrame { frame: ServerFrame::Sequenced(frame), wire_len: share }),
+            Err(kind) => parsed.errors.push(FrameError { index: Some(index), kind }),
+        }
+    }
+    Some(parsed)
+}
+
+/// The sequenced frame a wide struct of a sequenced type holds.
+fn sequenced_from_wire(
+    mut wire: WireFrame<'_>,
+    channel: Option<&str>,
+    names: &mut SharedNames,
+) -> Result<SequencedFrame, FrameErrorKind> {
+    let body = match wire.take_body()? {
+        Some(body) => body,
+        // Callers pass sequenced types only; any other would be skipped like a future type.
+        None => FrameBody::Unknown(wire.frame_type.to_string()),
+    };
+    let (channel, epoch, seq) = envelope(&Envelope::of(&wire), channel, names)?;
+    Ok(SequencedFrame { channel, epoch, seq, body })
 }
 
 /// Parses one client frame (protocol §3).
@@ -769,35 +856,31 @@ const SEQUENCED_TYPES: [&str; 11] = [
 const CONTROL_TYPES: [&str; 7] =
     ["hello", "subscribed", "snapshot", "running", "unsubscribed", "pong", "protocol_error"];
 
-fn parse_server_frame(text: &str, channel: Option<&str>) -> Result<ServerFrame, FrameErrorKind> {
-    let mut wire: WireFrame<'_> = match serde_json::from_str(text) {
+fn parse_server_frame<R: ControlRead>(
+    text: &str,
+    channel: Option<&str>,
+    read_control: &R,
+    names: &mut SharedNames,
+) -> Result<ServerFrame, FrameErrorKind> {
+    let wire: WireFrame<'_> = match serde_json::from_str(text) {
         Ok(wire) => wire,
         // A frame of a future type may use a known field name with another
         // type; only its envelope matters.
         Err(error) => {
             let tree: Option<Value> = serde_json::from_str(text).ok();
             return match tree.as_ref().and_then(Envelope::of_value) {
-                Some(head) if !is_known_type(head.frame_type) => unknown_frame(&head, channel),
+                Some(head) if !is_known_type(head.frame_type) => unknown_frame(&head, channel, names),
                 _ => Err(head_error(text, &error)),
             };
         }
     };
-    if let Some(body) = wire.take_body()? {
-        let (channel, epoch, seq) = envelope(&Envelope::of(&wire), channel)?;
-        return Ok(ServerFrame::Sequenced(SequencedFrame { channel, epoch, seq, body }));
+    if SEQUENCED_TYPES.contains(&&*wire.frame_type) {
+        return sequenced_from_wire(wire, channel, names).map(ServerFrame::Sequenced);
     }
-    let frame_type = &*wire.frame_type;
-    let control = match frame_type {
-        "hello" => ControlFrame::Hello(body(text, frame_type)?),
-        "subscribed" => ControlFrame::Subscribed(body(text, frame_type)?),
-        "snapshot" => ControlFrame::Snapshot(body(text, frame_type)?),
-        "running" => ControlFrame::Running(body(text, frame_type)?),
-        "unsubscribed" => ControlFrame::Unsubscribed(body(text, frame_type)?),
-        "pong" => ControlFrame::Pong(body(text, frame_type)?),
-        "protocol_error" => ControlFrame::ProtocolError(body(text, frame_type)?),
-        _ => {
-            return unknown_frame(&Envelope::of(&wire), channel);
-        }
+    let control = match read_control(&wire.frame_type, text) {
+        Some(control) => control?,
+        None if CONTROL_TYPES.contains(&&*wire.frame_type) => ControlFrame::Unknown(wire.frame_type.into_owned()),
+        None => return unknown_frame(&Envelope::of(&wire), channel, names),
     };
     if let (Some(expected), Some(found)) = (channel, control.channel()) {
         check_channel(expected, found)?;
@@ -812,10 +895,14 @@ fn is_known_type(frame_type: &str) -> bool {
 /// Forward compatibility (§2.1): a frame of an unknown type with a whole
 /// envelope still takes its place in the sequence; without one it is an
 /// unknown control frame, ignored.
-fn unknown_frame(head: &Envelope<'_>, channel: Option<&str>) -> Result<ServerFrame, FrameErrorKind> {
+fn unknown_frame(
+    head: &Envelope<'_>,
+    channel: Option<&str>,
+    names: &mut SharedNames,
+) -> Result<ServerFrame, FrameErrorKind> {
     let frame_type = head.frame_type.to_string();
     if head.channel.is_some() && head.epoch.is_some() && head.seq.is_some() {
-        let (channel, epoch, seq) = envelope(head, channel)?;
+        let (channel, epoch, seq) = envelope(head, channel, names)?;
         return Ok(ServerFrame::Sequenced(SequencedFrame {
             channel,
             epoch,
@@ -839,7 +926,27 @@ impl ControlFrame {
     }
 }
 
-fn envelope(head: &Envelope<'_>, expected: Option<&str>) -> Result<(String, String, u64), FrameErrorKind> {
+/// Shares the channel and epoch strings among the frames of one message.
+#[derive(Default)]
+struct SharedNames {
+    channel: Option<Arc<str>>,
+    epoch: Option<Arc<str>>,
+}
+
+impl SharedNames {
+    fn share(slot: &mut Option<Arc<str>>, text: &str) -> Arc<str> {
+        match slot {
+            Some(shared) if **shared == *text => Arc::clone(shared),
+            _ => Arc::clone(slot.insert(Arc::from(text))),
+        }
+    }
+}
+
+fn envelope(
+    head: &Envelope<'_>,
+    expected: Option<&str>,
+    names: &mut SharedNames,
+) -> Result<(Arc<str>, Arc<str>, u64), FrameErrorKind> {
     let missing =
         |field: &str| FrameErrorKind::MissingField { frame_type: head.frame_type.to_string(), field: field.to_owned() };
     let channel = head.channel.ok_or_else(|| missing("channel"))?;
@@ -851,7 +958,7 @@ fn envelope(head: &Envelope<'_>, expected: Option<&str>) -> Result<(String, Stri
     if let Some(expected) = expected {
         check_channel(expected, channel)?;
     }
-    Ok((channel.to_owned(), epoch.to_owned(), seq))
+    Ok((SharedNames::share(&mut names.channel, channel), SharedNames::share(&mut names.epoch, epoch), seq))
 }
 
 fn check_channel(expected: &str, found: &str) -> Result<(), FrameErrorKind> {

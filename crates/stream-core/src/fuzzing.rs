@@ -179,12 +179,13 @@ impl BodyPick {
 
 /// The frames `1..=n` of epoch `epoch` for the given bodies.
 pub fn sequence(picks: &[BodyPick], epoch: &str) -> Vec<SequencedFrame> {
+    let (channel, epoch): (std::sync::Arc<str>, std::sync::Arc<str>) = (CHANNEL.into(), epoch.into());
     picks
         .iter()
         .enumerate()
         .map(|(i, pick)| SequencedFrame {
-            channel: CHANNEL.to_owned(),
-            epoch: epoch.to_owned(),
+            channel: channel.clone(),
+            epoch: epoch.clone(),
             seq: i as u64 + 1,
             body: pick.body(),
         })

@@ -3,6 +3,8 @@
 //! same reducer the client runs, and enforces the run rules: at most one
 //! running run per session, exactly one `run_finished` per run.
 
+use std::sync::Arc;
+
 use crate::frame::{FrameBody, RunInfo, SequencedFrame, Snapshot};
 use crate::reducer::SessionState;
 
@@ -63,22 +65,22 @@ fn encode(frame: &SequencedFrame) -> String {
 /// The sequencer of one channel.
 #[derive(Debug, Clone)]
 pub struct ChannelSequencer {
-    channel: String,
-    epoch: String,
+    channel: Arc<str>,
+    epoch: Arc<str>,
     head: u64,
     state: SessionState,
 }
 
 impl ChannelSequencer {
     /// A new, empty channel in history `epoch`.
-    pub fn new(channel: impl Into<String>, epoch: impl Into<String>) -> Self {
+    pub fn new(channel: impl Into<Arc<str>>, epoch: impl Into<Arc<str>>) -> Self {
         Self { channel: channel.into(), epoch: epoch.into(), head: 0, state: SessionState::new() }
     }
 
     /// Rebuilds a channel from its durable log: the frames `1..=head`, in order.
     pub fn restore(
-        channel: impl Into<String>,
-        epoch: impl Into<String>,
+        channel: impl Into<Arc<str>>,
+        epoch: impl Into<Arc<str>>,
         frames: impl IntoIterator<Item = SequencedFrame>,
     ) -> Self {
         let mut sequencer = Self::new(channel, epoch);
@@ -126,7 +128,7 @@ impl ChannelSequencer {
         self.check(&body)?;
         self.head += 1;
         let mut frame =
-            SequencedFrame { channel: self.channel.clone(), epoch: self.epoch.clone(), seq: self.head, body };
+            SequencedFrame { channel: Arc::clone(&self.channel), epoch: Arc::clone(&self.epoch), seq: self.head, body };
         let text = if let FrameBody::RunFinished(_) = frame.body {
             self.state.apply(frame.clone());
             if let FrameBody::RunFinished(finished) = &mut frame.body {

@@ -6,7 +6,7 @@
 use crate::changes::Changes;
 use crate::frame::{
     ClientFrame, ControlFrame, DEFAULT_MAX_MESSAGE_BYTES, FrameBody, FrameError, SequencedFrame, ServerFrame, Snapshot,
-    parse_server_message,
+    parse_session_message,
 };
 use crate::message::{Message, Role};
 use crate::optimistic::{DEFAULT_ECHO_WINDOW_MS, PendingSends, SendOutcome};
@@ -189,7 +189,7 @@ impl SessionEngine {
     /// Ingests one WebSocket text message (a frame or an array of frames).
     pub fn ingest(&mut self, text: &str, now_ms: u64) -> IngestReport {
         let mut report = IngestReport::default();
-        let parsed = parse_server_message(text, Some(&self.channel), self.config.max_message_bytes);
+        let parsed = parse_session_message(text, &self.channel, self.config.max_message_bytes);
         report.errors = parsed.errors;
         for parsed_frame in parsed.frames {
             match parsed_frame.frame {

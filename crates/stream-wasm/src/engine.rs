@@ -3,7 +3,7 @@
 //! (`===`), only changed ones are rebuilt, and an unchanged list is the same
 //! array.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use js_sys::Array;
 use stream_core::Message;
@@ -36,8 +36,8 @@ impl SessionEngine {
     pub fn new(session_id: &str) -> SessionEngine {
         SessionEngine {
             inner: stream_core::SessionEngine::new(session_id),
-            objects: HashMap::new(),
-            dirty: HashSet::new(),
+            objects: HashMap::default(),
+            dirty: HashSet::default(),
             all_dirty: false,
             last: None,
         }
