@@ -32,31 +32,30 @@ impl ChangedIds {
     }
 
     /// Moves the changes out of `self` into `into`.
-    pub fn drain_into(&mut self, into: &mut Changes) {
-        into.everything |= std::mem::take(&mut self.everything);
-        into.ids.extend(self.ids.drain());
+    pub fn drain_into(&mut self, into: &mut ChangedIds) {
+        if std::mem::take(&mut self.everything) {
+            into.mark_everything();
+        }
+        for id in self.ids.drain() {
+            if !into.everything {
+                into.ids.insert(id);
+            }
+        }
+    }
+
+    /// The changes, leaving `self` empty. Ids come in no particular order.
+    pub fn take(&mut self) -> Changes {
+        Changes { everything: std::mem::take(&mut self.everything), ids: self.ids.drain().collect() }
     }
 }
 
 /// Drained changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
-    /// When true, treat every message as changed.
+    /// When true, treat every message as changed (`ids` is then empty).
     pub everything: bool,
-    /// The ids that changed (sorted after `finish`).
+    /// The ids that changed, each once, in no particular order.
     pub ids: Vec<String>,
-}
-
-impl Changes {
-    /// Sorts and dedupes the ids, so the result does not depend on hash order.
-    pub fn finish(mut self) -> Self {
-        self.ids.sort_unstable();
-        self.ids.dedup();
-        if self.everything {
-            self.ids.clear();
-        }
-        self
-    }
 }
 
 #[cfg(test)]
@@ -67,18 +66,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn drains_sorted_unique_ids_once() {
+    fn drains_unique_ids_once() {
         let mut changed = ChangedIds::default();
         changed.mark("b");
         changed.mark("a");
         changed.mark("b");
         let mut other = ChangedIds::default();
         other.mark("a");
-        let mut out = Changes::default();
+        let mut out = ChangedIds::default();
         changed.drain_into(&mut out);
         other.drain_into(&mut out);
-        assert_eq!(out.finish(), Changes { everything: false, ids: vec!["a".into(), "b".into()] });
-        assert!(changed.is_empty());
+        let mut ids = out.take().ids;
+        ids.sort();
+        assert_eq!(ids, vec!["a".to_string(), "b".to_string()]);
+        assert!(changed.is_empty() && out.is_empty());
     }
 
     #[test]
@@ -86,8 +87,9 @@ mod tests {
         let mut changed = ChangedIds::default();
         changed.mark_everything();
         changed.mark("a");
-        let mut out = Changes::default();
+        let mut out = ChangedIds::default();
+        out.mark("b");
         changed.drain_into(&mut out);
-        assert_eq!(out.finish(), Changes { everything: true, ids: vec![] });
+        assert_eq!(out.take(), Changes { everything: true, ids: vec![] });
     }
 }

@@ -278,12 +278,17 @@ impl SessionState {
     }
 
     fn close_tool_call(&mut self, call_id: &str, state: ToolCallState, error: Option<String>) {
-        let Some(message_id) = self.open_tool_calls.remove(call_id) else { return };
-        let Some(&i) = self.index.get(&message_id) else { return };
+        if let Some(message_id) = self.open_tool_calls.remove(call_id) {
+            self.set_call_state(&message_id, call_id, state, error);
+        }
+    }
+
+    fn set_call_state(&mut self, message_id: &str, call_id: &str, state: ToolCallState, error: Option<String>) {
+        let Some(&i) = self.index.get(message_id) else { return };
         if let Some(call) = self.messages[i].tool_calls.iter_mut().find(|call| call.id == call_id) {
             call.state = state;
             call.error = error;
-            self.changed.mark(&message_id);
+            self.changed.mark(message_id);
         }
     }
 
@@ -305,10 +310,8 @@ impl SessionState {
             Outcome::Cancelled => ToolCallState::Cancelled,
             Outcome::Complete | Outcome::Failed => ToolCallState::Failed,
         };
-        let mut open: Vec<String> = self.open_tool_calls.keys().cloned().collect();
-        open.sort_unstable();
-        for call_id in open {
-            self.close_tool_call(&call_id, call_state, Some(TOOL_CALL_UNANSWERED.to_owned()));
+        for (call_id, message_id) in std::mem::take(&mut self.open_tool_calls) {
+            self.set_call_state(&message_id, &call_id, call_state, Some(TOOL_CALL_UNANSWERED.to_owned()));
         }
     }
 
@@ -345,7 +348,6 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use crate::changes::Changes;
     use crate::frame::*;
     use crate::message::Usage;
 
@@ -516,9 +518,9 @@ mod tests {
     fn changes_name_each_touched_message_once() {
         let mut state = SessionState::new();
         apply_all(&mut state, vec![delta("a", "x"), delta("a", "y"), delta("b", "z")]);
-        let mut changes = Changes::default();
-        state.changed_mut().drain_into(&mut changes);
-        assert_eq!(changes.finish().ids, vec!["a".to_string(), "b".to_string()]);
+        let mut changed = state.changed_mut().take().ids;
+        changed.sort();
+        assert_eq!(changed, vec!["a".to_string(), "b".to_string()]);
         assert!(state.changed_mut().is_empty());
     }
 }

@@ -6,8 +6,7 @@
 //! the engine already carries serde_json, so no second serializer is linked
 //! (the .wasm stays within its size budget), and native JSON is fast.
 
-use serde::{Deserialize, Serialize};
-use stream_core::frame::RunInfo;
+use serde::Serialize;
 use stream_core::message::Outcome;
 use stream_core::{IngestReport, ResyncReason, RunEvent};
 use wasm_bindgen::JsValue;
@@ -59,40 +58,6 @@ impl From<&RunEvent> for RunEventView {
             RunEvent::Finished { run_id, status, aborted, seq } => {
                 Self::Finished { run_id: run_id.clone(), status: *status, aborted: *aborted, seq: *seq }
             }
-        }
-    }
-}
-
-/// A run event read back from JS. A plain struct rather than a tagged enum,
-/// whose deserializer would buffer (and weigh on the .wasm).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct RunEventInput {
-    kind: String,
-    run_id: String,
-    seq: u64,
-    #[serde(default)]
-    provider: String,
-    #[serde(default)]
-    started_at: u64,
-    #[serde(default)]
-    status: Option<Outcome>,
-    #[serde(default)]
-    aborted: bool,
-}
-
-impl RunEventInput {
-    /// The event, if `kind` is one of the two.
-    pub fn into_event(self) -> Option<RunEvent> {
-        match (self.kind.as_str(), self.status) {
-            ("started", _) => Some(RunEvent::Started {
-                info: RunInfo { run_id: self.run_id, provider: self.provider, started_at: self.started_at },
-                seq: self.seq,
-            }),
-            ("finished", Some(status)) => {
-                Some(RunEvent::Finished { run_id: self.run_id, status, aborted: self.aborted, seq: self.seq })
-            }
-            _ => None,
         }
     }
 }

@@ -12,6 +12,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::convert::{ErrorView, IngestView, to_js};
 
+/// Run events kept for `ProcessingMap.applyRunEvents`.
+const MAX_PENDING_RUN_EVENTS: usize = 16;
+
 /// The client engine of one session.
 #[wasm_bindgen]
 pub struct SessionEngine {
@@ -23,6 +26,8 @@ pub struct SessionEngine {
     all_dirty: bool,
     /// The last array `messages()` returned, while nothing changed.
     last: Option<Array>,
+    /// Run events since `ProcessingMap.applyRunEvents` last took them.
+    run_events: Vec<stream_core::RunEvent>,
 }
 
 fn now_or(now_ms: Option<f64>) -> u64 {
@@ -40,6 +45,7 @@ impl SessionEngine {
             dirty: HashSet::default(),
             all_dirty: false,
             last: None,
+            run_events: Vec::new(),
         }
     }
 
@@ -80,7 +86,13 @@ impl SessionEngine {
         let (everything, ids) = self.absorb_changes();
         view.everything_changed = everything;
         view.changed_ids = ids;
-        to_js(&view)
+        let result = to_js(&view);
+        self.run_events.extend(reports.into_iter().flatten().flat_map(|report| report.run_events));
+        // Only the latest events decide whether a session runs; an engine used
+        // without a ProcessingMap must not pile them up.
+        let excess = self.run_events.len().saturating_sub(MAX_PENDING_RUN_EVENTS);
+        self.run_events.drain(..excess);
+        result
     }
 
     /// Every message: confirmed ones, then local pending or failed ones.
@@ -227,6 +239,11 @@ fn rebuilt(engine: &stream_core::SessionEngine, objects: &mut HashMap<String, Js
 }
 
 impl SessionEngine {
+    /// The run events reported since the last call.
+    pub(crate) fn take_run_events(&mut self) -> Vec<stream_core::RunEvent> {
+        std::mem::take(&mut self.run_events)
+    }
+
     /// Moves the core's changed ids into the cache's dirty set; returns them.
     fn absorb_changes(&mut self) -> (bool, Vec<String>) {
         let changes = self.inner.drain_changes();

@@ -4,7 +4,8 @@
 use stream_core::frame::Running;
 use wasm_bindgen::prelude::*;
 
-use crate::convert::{RunEventInput, from_js, to_js};
+use crate::SessionEngine;
+use crate::convert::{from_js, to_js};
 
 /// Which sessions are processing.
 #[wasm_bindgen]
@@ -50,16 +51,13 @@ impl ProcessingMap {
         }
     }
 
-    /// Feeds the `runEvents` of an engine's `ingest` result.
+    /// Takes the run events the engine's `ingest` calls reported since the
+    /// last call, so runs that start and finish show at once.
     #[wasm_bindgen(js_name = applyRunEvents)]
-    pub fn apply_run_events(
-        &mut self,
-        #[wasm_bindgen(js_name = sessionId)] session_id: &str,
-        #[wasm_bindgen(unchecked_param_type = "RunEvent[]")] events: JsValue,
-    ) {
-        let Some(events) = from_js::<Vec<RunEventInput>>(&events) else { return };
-        for event in events.into_iter().filter_map(RunEventInput::into_event) {
-            self.inner.apply_event(session_id, &event);
+    pub fn apply_run_events(&mut self, engine: &mut SessionEngine) {
+        let session_id = engine.session_id();
+        for event in engine.take_run_events() {
+            self.inner.apply_event(&session_id, &event);
         }
     }
 

@@ -98,13 +98,14 @@ fn the_processing_map_follows_run_events_and_lists() {
     let started =
         r#"{"type":"run_started","channel":"s","epoch":"e","seq":1,"run_id":"r1","provider":"demo","started_at":5}"#;
     let result = engine.ingest(JsValue::from_str(started), Some(0.0));
-    running.apply_run_events("s", field(&result, "runEvents"));
+    assert_eq!(Array::from(&field(&result, "runEvents")).length(), 1);
+    running.apply_run_events(&mut engine);
     assert!(running.is_running("s"));
     let entries = running.entries();
     assert!(Object::is(&entries, &running.entries()), "unchanged: the same object");
     let finished = r#"{"type":"run_finished","channel":"s","epoch":"e","seq":2,"run_id":"r1","status":"complete","aborted":false}"#;
-    let result = engine.ingest(JsValue::from_str(finished), Some(0.0));
-    running.apply_run_events("s", field(&result, "runEvents"));
+    engine.ingest(JsValue::from_str(finished), Some(0.0));
+    running.apply_run_events(&mut engine);
     assert!(!running.is_running("s"));
     // A late list describing the channel before the finish is not believed.
     let stale =

@@ -340,7 +340,7 @@ export class StreamClient {
 
   private apply(sessionId: string, channel: Channel, result: IngestResult): void {
     if (result.runEvents.length > 0) {
-      this.running.applyRunEvents(sessionId, result.runEvents);
+      this.running.applyRunEvents(channel.engine);
       this.runningChanged();
     }
     if (result.errors.length > 0) channel.error = result.errors.map((error) => error.message).join("; ");

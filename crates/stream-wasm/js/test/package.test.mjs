@@ -70,11 +70,12 @@ test("a local send is pending at once and its echo replaces it", () => {
 test("the processing map ignores a stale list after a finish", () => {
   const engine = new SessionEngine("s");
   const running = new ProcessingMap();
-  let result = engine.ingest(frame(1, { type: "run_started", run_id: "r1", provider: "demo", started_at: 1 }));
-  running.applyRunEvents("s", result.runEvents);
+  const result = engine.ingest(frame(1, { type: "run_started", run_id: "r1", provider: "demo", started_at: 1 }));
+  assert.equal(result.runEvents[0].kind, "started");
+  running.applyRunEvents(engine);
   assert.ok(running.isRunning("s"));
-  result = engine.ingest(frame(2, { type: "run_finished", run_id: "r1", status: "complete", aborted: false }));
-  running.applyRunEvents("s", result.runEvents);
+  engine.ingest(frame(2, { type: "run_finished", run_id: "r1", status: "complete", aborted: false }));
+  running.applyRunEvents(engine);
   assert.ok(!running.isRunning("s"));
   running.sync({ rev: 5, sessions: [{ session_id: "s", run_id: "r1", provider: "demo", started_at: 1, last_seq: 1 }] });
   assert.ok(!running.isRunning("s"));
