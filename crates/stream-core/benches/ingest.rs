@@ -5,7 +5,8 @@
 //! ingests H finished messages; then 100,000 streamed deltas (over assistant
 //! messages of 200 deltas each) arrive in batches of 20 frames per WebSocket
 //! message, with the changed ids drained after each batch as the bindings do.
-//! Only the streaming phase is timed; the median of several runs is reported.
+//! Only the streaming phase is timed; the cases run in rotation and the median
+//! of several runs of each is reported.
 //! Output: a table on stdout and JSON in `target/bench/core.json`.
 
 use std::hint::black_box;
@@ -60,7 +61,16 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn measure(history: usize) -> Case {
+/// One history size, ready to measure: the engine after the history, and the
+/// streamed batches.
+struct Setup {
+    history: usize,
+    base: SessionEngine,
+    live_batches: Vec<String>,
+    live_frames: usize,
+}
+
+fn setup(history: usize) -> Setup {
     let mut trace = TraceWriter { seq: 0, frames: Vec::new() };
     for i in 0..history {
         trace.message(&format!("h{i}"), 2);
@@ -72,37 +82,60 @@ fn measure(history: usize) -> Case {
     }
     let live_frames = trace.frames.len();
     let live_batches = TraceWriter::batches(&trace.frames);
-
     let mut base = SessionEngine::new(CHANNEL);
     for batch in &history_batches {
         base.ingest(batch, 0);
     }
     base.drain_changes();
     assert_eq!(base.state().messages().len(), history);
+    Setup { history, base, live_batches, live_frames }
+}
 
-    let mut samples = Vec::with_capacity(RUNS);
-    // One untimed run first, so allocator and cache warm-up do not land on the first case.
-    for run in 0..=RUNS {
-        let mut engine = base.clone();
-        let start = Instant::now();
-        for batch in &live_batches {
-            let report = engine.ingest(batch, 0);
-            black_box(&report);
-            black_box(engine.drain_changes());
-        }
-        let elapsed = start.elapsed();
-        assert_eq!(engine.cursor().seq as usize, history * 4 + live_frames, "every frame applied");
-        if run > 0 {
-            samples.push(elapsed.as_nanos() as f64 / live_frames as f64);
+/// ns per frame of one timed run of the streaming phase.
+fn run_once(setup: &Setup) -> f64 {
+    let mut engine = setup.base.clone();
+    let start = Instant::now();
+    for batch in &setup.live_batches {
+        let report = engine.ingest(batch, 0);
+        black_box(&report);
+        black_box(engine.drain_changes());
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(engine.cursor().seq as usize, setup.history * 4 + setup.live_frames, "every frame applied");
+    elapsed.as_nanos() as f64 / setup.live_frames as f64
+}
+
+/// Runs the cases in rotation, so drift of the machine (frequency, neighbours)
+/// lands on every case alike, after one untimed round for warm-up.
+fn measure(setups: &[Setup]) -> Vec<Case> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(RUNS); setups.len()];
+    for round in 0..=RUNS {
+        for (setup, samples) in setups.iter().zip(&mut samples) {
+            let ns = run_once(setup);
+            if round > 0 {
+                samples.push(ns);
+            }
         }
     }
-    let median_ns_per_frame = median(samples);
-    Case { history, frames: live_frames, median_ns_per_frame, frames_per_second: 1e9 / median_ns_per_frame }
+    setups
+        .iter()
+        .zip(samples)
+        .map(|(setup, samples)| {
+            let median_ns_per_frame = median(samples);
+            Case {
+                history: setup.history,
+                frames: setup.live_frames,
+                median_ns_per_frame,
+                frames_per_second: 1e9 / median_ns_per_frame,
+            }
+        })
+        .collect()
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter is not supported, every case runs.
-    let cases: Vec<Case> = [10, 1_000, 10_000].into_iter().map(measure).collect();
+    let setups: Vec<Setup> = [10, 1_000, 10_000].into_iter().map(setup).collect();
+    let cases = measure(&setups);
     println!("stream-core ingest: {STREAMED_DELTAS} streamed deltas, batches of {BATCH}, median of {RUNS} runs");
     println!("{:>10} {:>10} {:>14} {:>14}", "history", "frames", "ns/frame", "frames/s");
     for case in &cases {
