@@ -9,7 +9,7 @@
 use serde::Serialize;
 use stream_core::message::Outcome;
 use stream_core::{IngestReport, ResyncReason, RunEvent};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
 
 /// Serialises any value as plain JS objects and numbers.
 pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
@@ -62,24 +62,27 @@ impl From<&RunEvent> for RunEventView {
     }
 }
 
-/// The result of one `ingest` call.
-#[derive(Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct IngestView<'a> {
-    pub applied: usize,
-    pub buffered: usize,
-    pub duplicates: usize,
-    pub ignored: usize,
-    pub errors: Vec<ErrorView>,
-    pub need_resync: Option<&'a ResyncReason>,
-    pub run_events: Vec<RunEventView>,
-    pub changed_ids: Vec<String>,
-    pub everything_changed: bool,
+/// The result of one `ingest` call. A class with getters rather than a plain
+/// object: counts cross as numbers, and the lists are only converted when read
+/// (most calls have no errors, resync or run events), which keeps the
+/// per-call cost low.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct IngestResult {
+    applied: usize,
+    buffered: usize,
+    duplicates: usize,
+    ignored: usize,
+    errors: Vec<ErrorView>,
+    need_resync: Option<ResyncReason>,
+    run_events: Vec<RunEventView>,
+    changed_ids: Vec<String>,
+    everything_changed: bool,
 }
 
-impl<'a> IngestView<'a> {
-    /// Adds one report (of one WebSocket message) to the view.
-    pub fn absorb(&mut self, report: &'a IngestReport) {
+impl IngestResult {
+    /// Adds one report (of one WebSocket message).
+    pub(crate) fn absorb(&mut self, report: &IngestReport) {
         self.applied += report.applied;
         self.buffered += report.buffered;
         self.duplicates += report.duplicates;
@@ -90,8 +93,84 @@ impl<'a> IngestView<'a> {
             index: error.index,
         }));
         if report.need_resync.is_some() {
-            self.need_resync = report.need_resync.as_ref();
+            self.need_resync.clone_from(&report.need_resync);
         }
         self.run_events.extend(report.run_events.iter().map(RunEventView::from));
+    }
+
+    /// Records an input that was not text.
+    pub(crate) fn not_text(&mut self, index: usize) {
+        self.errors.push(ErrorView {
+            code: "not_text",
+            message: format!("input {index} is not a string; pass WebSocket text messages"),
+            index: Some(index),
+        });
+    }
+
+    /// Records what changed.
+    pub(crate) fn set_changes(&mut self, everything: bool, ids: Vec<String>) {
+        self.everything_changed = everything;
+        self.changed_ids = ids;
+    }
+}
+
+fn list<T: Serialize>(items: &[T]) -> JsValue {
+    if items.is_empty() { js_sys::Array::new().into() } else { to_js(items) }
+}
+
+#[wasm_bindgen]
+impl IngestResult {
+    /// Sequenced frames applied (including held ones released).
+    #[wasm_bindgen(getter)]
+    pub fn applied(&self) -> usize {
+        self.applied
+    }
+
+    /// Frames held for a gap.
+    #[wasm_bindgen(getter)]
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Frames dropped as already applied.
+    #[wasm_bindgen(getter)]
+    pub fn duplicates(&self) -> usize {
+        self.duplicates
+    }
+
+    /// Frames with nothing for this engine.
+    #[wasm_bindgen(getter)]
+    pub fn ignored(&self) -> usize {
+        self.ignored
+    }
+
+    /// Frames that failed validation; they changed nothing.
+    #[wasm_bindgen(getter, unchecked_return_type = "FrameError[]")]
+    pub fn errors(&self) -> JsValue {
+        list(&self.errors)
+    }
+
+    /// Set when the transport must resubscribe (with `subscribeFrame()`).
+    #[wasm_bindgen(getter, js_name = needResync, unchecked_return_type = "ResyncReason | null")]
+    pub fn need_resync(&self) -> JsValue {
+        self.need_resync.as_ref().map_or(JsValue::NULL, to_js)
+    }
+
+    /// Runs that started or finished.
+    #[wasm_bindgen(getter, js_name = runEvents, unchecked_return_type = "RunEvent[]")]
+    pub fn run_events(&self) -> JsValue {
+        list(&self.run_events)
+    }
+
+    /// Ids of messages created, updated or removed.
+    #[wasm_bindgen(getter, js_name = changedIds)]
+    pub fn changed_ids(&self) -> Vec<String> {
+        self.changed_ids.clone()
+    }
+
+    /// When true, every message changed (after a snapshot).
+    #[wasm_bindgen(getter, js_name = everythingChanged)]
+    pub fn everything_changed(&self) -> bool {
+        self.everything_changed
     }
 }

@@ -10,7 +10,7 @@ use stream_core::Message;
 use stream_core::optimistic::SendOutcome;
 use wasm_bindgen::prelude::*;
 
-use crate::convert::{ErrorView, IngestView, to_js};
+use crate::convert::{IngestResult, to_js};
 
 /// Run events kept for `ProcessingMap.applyRunEvents`.
 const MAX_PENDING_RUN_EVENTS: usize = 16;
@@ -58,40 +58,30 @@ impl SessionEngine {
     /// Ingests one WebSocket text message (a frame or an array of frames), or
     /// an array of such messages. Bad input is reported in `errors`; nothing
     /// is thrown.
-    #[wasm_bindgen(unchecked_return_type = "IngestResult")]
     pub fn ingest(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string | string[]")] input: JsValue,
         #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
-    ) -> JsValue {
+    ) -> IngestResult {
         let now = now_or(now_ms);
-        let texts: Vec<Option<String>> = if Array::is_array(&input) {
-            Array::from(&input).iter().map(|item| item.as_string()).collect()
-        } else {
-            vec![input.as_string()]
-        };
-        let reports: Vec<Option<stream_core::IngestReport>> =
-            texts.iter().map(|text| text.as_deref().map(|text| self.inner.ingest(text, now))).collect();
-        let mut view = IngestView::default();
-        for (index, report) in reports.iter().enumerate() {
-            match report {
-                Some(report) => view.absorb(report),
-                None => view.errors.push(ErrorView {
-                    code: "not_text",
-                    message: format!("input {index} is not a string; pass WebSocket text messages"),
-                    index: Some(index),
-                }),
+        let mut result = IngestResult::default();
+        let mut ingest_one = |engine: &mut Self, index: usize, item: &JsValue| match item.as_string() {
+            Some(text) => {
+                let report = engine.inner.ingest(&text, now);
+                result.absorb(&report);
+                engine.keep_run_events(report.run_events);
             }
+            None => result.not_text(index),
+        };
+        if Array::is_array(&input) {
+            for (index, item) in Array::from(&input).iter().enumerate() {
+                ingest_one(self, index, &item);
+            }
+        } else {
+            ingest_one(self, 0, &input);
         }
         let (everything, ids) = self.absorb_changes();
-        view.everything_changed = everything;
-        view.changed_ids = ids;
-        let result = to_js(&view);
-        self.run_events.extend(reports.into_iter().flatten().flat_map(|report| report.run_events));
-        // Only the latest events decide whether a session runs; an engine used
-        // without a ProcessingMap must not pile them up.
-        let excess = self.run_events.len().saturating_sub(MAX_PENDING_RUN_EVENTS);
-        self.run_events.drain(..excess);
+        result.set_changes(everything, ids);
         result
     }
 
@@ -242,6 +232,14 @@ impl SessionEngine {
     /// The run events reported since the last call.
     pub(crate) fn take_run_events(&mut self) -> Vec<stream_core::RunEvent> {
         std::mem::take(&mut self.run_events)
+    }
+
+    fn keep_run_events(&mut self, events: Vec<stream_core::RunEvent>) {
+        self.run_events.extend(events);
+        // Only the latest events decide whether a session runs; an engine used
+        // without a ProcessingMap must not pile them up.
+        let excess = self.run_events.len().saturating_sub(MAX_PENDING_RUN_EVENTS);
+        self.run_events.drain(..excess);
     }
 
     /// Moves the core's changed ids into the cache's dirty set; returns them.

@@ -6,6 +6,7 @@ mod convert;
 mod engine;
 mod processing;
 
+pub use convert::IngestResult;
 pub use engine::SessionEngine;
 pub use processing::ProcessingMap;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -91,18 +92,6 @@ export interface FrameError {
   message: string;
   /** Position in a batch; null when the whole message is at fault. */
   index: number | null;
-}
-
-export interface IngestResult {
-  applied: number;
-  buffered: number;
-  duplicates: number;
-  ignored: number;
-  errors: FrameError[];
-  needResync: ResyncReason | null;
-  runEvents: RunEvent[];
-  changedIds: string[];
-  everythingChanged: boolean;
 }
 
 export type SendOutcome = "added" | "retried" | "duplicate";

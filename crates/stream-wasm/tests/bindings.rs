@@ -15,18 +15,15 @@ fn field(object: &JsValue, name: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(name)).expect("field")
 }
 
-fn number(object: &JsValue, name: &str) -> f64 {
-    field(object, name).as_f64().expect("number")
-}
-
 #[wasm_bindgen_test]
 fn ingest_reports_counts_and_changed_ids() {
     let mut engine = SessionEngine::new("s");
     let result =
         engine.ingest(JsValue::from_str(&format!("[{},{}]", delta(2, "a", "b"), delta(1, "a", "a"))), Some(0.0));
-    assert_eq!(number(&result, "applied"), 2.0);
-    assert_eq!(Array::from(&field(&result, "changedIds")).to_vec(), vec![JsValue::from_str("a")]);
-    assert!(field(&result, "needResync").is_null());
+    assert_eq!(result.applied(), 2);
+    assert_eq!(result.changed_ids(), vec!["a".to_string()]);
+    assert!(result.need_resync().is_null());
+    assert_eq!(Array::from(&result.errors()).length(), 0);
     let messages = engine.messages();
     assert_eq!(field(&messages.get(0), "content").as_string().as_deref(), Some("ab"));
     assert_eq!(field(&engine.cursor(), "seq").as_f64(), Some(2.0));
@@ -42,8 +39,8 @@ fn an_array_of_messages_is_one_call_and_non_strings_are_errors() {
         &JsValue::from_str(&delta(2, "a", "y")),
     );
     let result = engine.ingest(input.into(), Some(0.0));
-    assert_eq!(number(&result, "applied"), 2.0);
-    let errors = Array::from(&field(&result, "errors"));
+    assert_eq!(result.applied(), 2);
+    let errors = Array::from(&result.errors());
     assert_eq!(field(&errors.get(0), "code").as_string().as_deref(), Some("not_text"));
 }
 
@@ -59,8 +56,8 @@ fn bad_input_is_reported_not_thrown_and_changes_nothing() {
         JsValue::from_str(""),
     ] {
         let result = engine.ingest(bad, Some(0.0));
-        assert_eq!(Array::from(&field(&result, "errors")).length(), 1);
-        assert_eq!(number(&result, "applied"), 0.0);
+        assert_eq!(Array::from(&result.errors()).length(), 1);
+        assert_eq!(result.applied(), 0);
     }
     assert_eq!(engine.state_hash(), hash);
 }
@@ -98,7 +95,8 @@ fn the_processing_map_follows_run_events_and_lists() {
     let started =
         r#"{"type":"run_started","channel":"s","epoch":"e","seq":1,"run_id":"r1","provider":"demo","started_at":5}"#;
     let result = engine.ingest(JsValue::from_str(started), Some(0.0));
-    assert_eq!(Array::from(&field(&result, "runEvents")).length(), 1);
+    let events = Array::from(&result.run_events());
+    assert_eq!(field(&events.get(0), "kind").as_string().as_deref(), Some("started"));
     running.apply_run_events(&mut engine);
     assert!(running.is_running("s"));
     let entries = running.entries();

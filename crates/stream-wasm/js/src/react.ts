@@ -38,7 +38,9 @@ export interface SessionStream {
 export function useSessionStream(sessionId: string): SessionStream {
   const client = useStreamClient();
   const subscribe = useCallback((notify: () => void) => client.watch(sessionId, notify), [client, sessionId]);
-  const snapshot: SessionSnapshot = useSyncExternalStore(subscribe, () => client.snapshot(sessionId));
+  const read = () => client.snapshot(sessionId);
+  // The same read serves server rendering, so the hooks also work under SSR.
+  const snapshot: SessionSnapshot = useSyncExternalStore(subscribe, read, read);
   const connection = useConnection();
   const send = useCallback(
     (content: string, clientMessageId?: string) => client.send(sessionId, content, clientMessageId),
@@ -62,12 +64,14 @@ export function useSessionStream(sessionId: string): SessionStream {
 export function useRunningSessions(): Record<string, RunningEntry> {
   const client = useStreamClient();
   const subscribe = useCallback((notify: () => void) => client.onRunning(notify), [client]);
-  return useSyncExternalStore(subscribe, () => client.runningSessions());
+  const read = () => client.runningSessions();
+  return useSyncExternalStore(subscribe, read, read);
 }
 
 /** The connection state, for an indicator. */
 export function useConnection(): ConnectionState {
   const client = useStreamClient();
   const subscribe = useCallback((notify: () => void) => client.onConnection(notify), [client]);
-  return useSyncExternalStore(subscribe, () => client.connection());
+  const read = () => client.connection();
+  return useSyncExternalStore(subscribe, read, read);
 }

@@ -3,6 +3,8 @@
 // identity of unchanged messages, and the processing map.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { ProcessingMap, SessionEngine, protocolVersion, ready } from "agent-stream";
 
 await ready();
@@ -79,4 +81,14 @@ test("the processing map ignores a stale list after a finish", () => {
   assert.ok(!running.isRunning("s"));
   running.sync({ rev: 5, sessions: [{ session_id: "s", run_id: "r1", provider: "demo", started_at: 1, last_seq: 1 }] });
   assert.ok(!running.isRunning("s"));
+});
+
+test("the public declarations never say any", () => {
+  const root = createRequire(import.meta.url).resolve("agent-stream/package.json").replace(/package\.json$/, "");
+  for (const file of ["index.d.ts", "node.d.ts", "react.d.ts", "transport.d.ts", "wasm/stream_wasm.d.ts"]) {
+    let text = readFileSync(root + file, "utf8");
+    // The module's raw exports and its init functions are not re-exported by the entries.
+    text = text.split("export type InitInput")[0];
+    assert.doesNotMatch(text, /\bany\b/, `${file} has an any`);
+  }
 });
