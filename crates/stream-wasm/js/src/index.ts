@@ -3,33 +3,7 @@
 
 import init from "./wasm/stream_wasm.js";
 
-// Only the public surface: not the raw exports of the WebAssembly module.
-export { IngestResult, ProcessingMap, SessionEngine, protocolVersion } from "./wasm/stream_wasm.js";
-export type {
-  Cursor,
-  FrameError,
-  Json,
-  Message,
-  MessageStatus,
-  Outcome,
-  ResyncReason,
-  Role,
-  RunEvent,
-  RunInfo,
-  RunningEntry,
-  RunningList,
-  SendOutcome,
-  ToolCall,
-  ToolResult,
-} from "./wasm/stream_wasm.js";
-export { StreamClient } from "./transport.js";
-export type {
-  ConnectionState,
-  SessionSnapshot,
-  StreamClientOptions,
-  WebSocketInstance,
-  WebSocketLike,
-} from "./transport.js";
+export * from "./api.js";
 
 let loading: Promise<unknown> | null = null;
 

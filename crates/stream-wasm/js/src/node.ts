@@ -6,33 +6,7 @@ import { initSync } from "./wasm/stream_wasm.js";
 
 initSync({ module: readFileSync(new URL("./wasm/stream_wasm_bg.wasm", import.meta.url)) });
 
-// Only the public surface: not the raw exports of the WebAssembly module.
-export { IngestResult, ProcessingMap, SessionEngine, protocolVersion } from "./wasm/stream_wasm.js";
-export type {
-  Cursor,
-  FrameError,
-  Json,
-  Message,
-  MessageStatus,
-  Outcome,
-  ResyncReason,
-  Role,
-  RunEvent,
-  RunInfo,
-  RunningEntry,
-  RunningList,
-  SendOutcome,
-  ToolCall,
-  ToolResult,
-} from "./wasm/stream_wasm.js";
-export { StreamClient } from "./transport.js";
-export type {
-  ConnectionState,
-  SessionSnapshot,
-  StreamClientOptions,
-  WebSocketInstance,
-  WebSocketLike,
-} from "./transport.js";
+export * from "./api.js";
 
 /** Already loaded in Node; kept for code shared with browsers. */
 export function ready(): Promise<void> {

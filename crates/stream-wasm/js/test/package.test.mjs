@@ -85,7 +85,7 @@ test("the processing map ignores a stale list after a finish", () => {
 
 test("the public declarations never say any", () => {
   const root = createRequire(import.meta.url).resolve("agent-stream/package.json").replace(/package\.json$/, "");
-  for (const file of ["index.d.ts", "node.d.ts", "react.d.ts", "transport.d.ts", "wasm/stream_wasm.d.ts"]) {
+  for (const file of ["index.d.ts", "node.d.ts", "api.d.ts", "react.d.ts", "transport.d.ts", "wasm/stream_wasm.d.ts"]) {
     let text = readFileSync(root + file, "utf8");
     // The module's raw exports and its init functions are not re-exported by the entries.
     text = text.split("export type InitInput")[0];
