@@ -98,6 +98,10 @@ pub struct Producer {
     pub run: Option<ActiveRun>,
     /// Whether the session row exists in the log yet.
     persisted: bool,
+    /// Set when a failed commit could not be followed by a reload from the
+    /// log: the sequencer may be ahead of the log, so nothing is appended
+    /// until a reload succeeds.
+    stale: bool,
     /// Set when the session was deleted; appends do nothing.
     deleted: bool,
 }
@@ -156,8 +160,8 @@ impl Session {
 
     /// Sequences `bodies`, commits them with `extra` writes, then publishes
     /// them. Frames the sequencer refuses are counted and skipped. On a failed
-    /// commit the sequencer is rebuilt from the log, so no seq a client saw
-    /// is ever reused differently.
+    /// commit the sequencer is rebuilt from the log (now, or before the next
+    /// append), so a seq is never given to two different frames.
     pub async fn append(
         &self,
         hub: &Hub,
@@ -167,6 +171,10 @@ impl Session {
     ) -> Result<(), AppError> {
         if producer.deleted {
             return Ok(());
+        }
+        if producer.stale {
+            producer.sequencer = load_sequencer(&hub.store, &self.id, &self.epoch).await?;
+            producer.stale = false;
         }
         let running_before = producer.sequencer.running().cloned();
         let mut frames = Vec::with_capacity(bodies.len());
@@ -198,9 +206,10 @@ impl Session {
         }
         ops.append(&mut extra);
         if let Err(error) = hub.store.write(ops).await {
-            producer.sequencer = load_sequencer(&hub.store, &self.id, &self.epoch)
-                .await
-                .unwrap_or_else(|_| ChannelSequencer::new(self.id.clone(), self.epoch.clone()));
+            match load_sequencer(&hub.store, &self.id, &self.epoch).await {
+                Ok(sequencer) => producer.sequencer = sequencer,
+                Err(_) => producer.stale = true,
+            }
             return Err(error.into());
         }
         producer.persisted = true;
@@ -394,7 +403,13 @@ impl Hub {
             id: id.to_owned(),
             metrics: Arc::clone(&self.metrics),
             epoch,
-            producer: tokio::sync::Mutex::new(Producer { sequencer, run: None, persisted, deleted: false }),
+            producer: tokio::sync::Mutex::new(Producer {
+                sequencer,
+                run: None,
+                persisted,
+                stale: false,
+                deleted: false,
+            }),
             fanout: Mutex::new(Fanout { ring, head, subscribers, last_finished_at: None, deleted: false }),
             head: AtomicU64::new(head),
         });
