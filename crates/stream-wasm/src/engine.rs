@@ -65,20 +65,12 @@ impl SessionEngine {
     ) -> IngestResult {
         let now = now_or(now_ms);
         let mut result = IngestResult::default();
-        let mut ingest_one = |engine: &mut Self, index: usize, item: &JsValue| match item.as_string() {
-            Some(text) => {
-                let report = engine.inner.ingest(&text, now);
-                result.absorb(&report);
-                engine.keep_run_events(report.run_events);
+        let items = if Array::is_array(&input) { Array::from(&input) } else { Array::of1(&input) };
+        for (index, item) in items.iter().enumerate() {
+            match item.as_string() {
+                Some(text) => self.ingest_text(&text, now, &mut result),
+                None => result.not_text(index),
             }
-            None => result.not_text(index),
-        };
-        if Array::is_array(&input) {
-            for (index, item) in Array::from(&input).iter().enumerate() {
-                ingest_one(self, index, &item);
-            }
-        } else {
-            ingest_one(self, 0, &input);
         }
         let (everything, ids) = self.absorb_changes();
         result.set_changes(everything, ids);
@@ -232,6 +224,12 @@ impl SessionEngine {
     /// The run events reported since the last call.
     pub(crate) fn take_run_events(&mut self) -> Vec<stream_core::RunEvent> {
         std::mem::take(&mut self.run_events)
+    }
+
+    fn ingest_text(&mut self, text: &str, now: u64, result: &mut IngestResult) {
+        let report = self.inner.ingest(text, now);
+        result.absorb(&report);
+        self.keep_run_events(report.run_events);
     }
 
     fn keep_run_events(&mut self, events: Vec<stream_core::RunEvent>) {
