@@ -124,6 +124,10 @@ pub struct ToolCallSpec {
     pub name: String,
     /// Its input, any JSON.
     pub input: Value,
+    /// When the call was made (ms since the epoch), for its duration (an
+    /// extension of the protocol's shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
 }
 
 /// Body of `tool_call`.

@@ -133,6 +133,7 @@ impl BodyPick {
                     id: format!("t{}", call % 6),
                     name: "search".into(),
                     input: serde_json::json!({"q": TEXTS[usize::from(call) % TEXTS.len()], "n": call, "f": 0.5}),
+                    started_at: Some(u64::from(call)),
                 },
             }),
             Self::ToolResult { message, call, failed } => FrameBody::ToolResult(ToolResultFrame {

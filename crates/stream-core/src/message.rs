@@ -94,6 +94,9 @@ pub struct ToolCall {
     /// Why the call ended without a result, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the call was made, if the frame said (an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
 }
 
 /// The result carried by a tool message.
@@ -301,6 +304,7 @@ mod tests {
             input: serde_json::json!({"q": 1.5}),
             state: ToolCallState::Running,
             error: None,
+            started_at: Some(5),
         });
         let json = serde_json::to_string(&message).unwrap();
         assert!(json.contains("\"tokens_used\":7"), "{json}");

@@ -186,6 +186,7 @@ impl SessionState {
                         input: spec.input,
                         state: ToolCallState::Running,
                         error: None,
+                        started_at: spec.started_at,
                     });
                 }
             }
@@ -364,7 +365,12 @@ mod tests {
     fn tool_call(message: &str, call: &str) -> FrameBody {
         FrameBody::ToolCall(ToolCallFrame {
             message_id: message.into(),
-            tool_call: ToolCallSpec { id: call.into(), name: "grep".into(), input: serde_json::json!({"q": "x"}) },
+            tool_call: ToolCallSpec {
+                id: call.into(),
+                name: "grep".into(),
+                input: serde_json::json!({"q": "x"}),
+                started_at: None,
+            },
         })
     }
 

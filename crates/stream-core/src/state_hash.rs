@@ -130,6 +130,7 @@ impl CanonicalEncoder {
                 ToolCallState::Cancelled => 3,
             });
             self.opt(call.error.as_deref(), Self::str);
+            self.opt(call.started_at, Self::u64);
         }
         self.opt(tool_result.as_ref(), |encoder, result| {
             encoder.str(&result.tool_call_id);
@@ -218,6 +219,7 @@ mod tests {
             input: serde_json::json!({"z": [1, -2, 2.5], "a": {"b": null, "c": true}}),
             state: ToolCallState::Running,
             error: None,
+            started_at: Some(1_700_000_000_100),
         });
         assistant.usage.tokens_used = Some(42);
         vec![user, assistant]
@@ -227,7 +229,7 @@ mod tests {
     /// hash is the same on both targets, and a change to the encoding shows here.
     #[test]
     fn digest_is_pinned_across_targets() {
-        assert_eq!(StateHash::of(&sample()).to_string(), "10e18f71a838f37e");
+        assert_eq!(StateHash::of(&sample()).to_string(), "77f984e1d62fbf54");
     }
 
     #[test]

@@ -27,7 +27,7 @@ const MAX_NAME_CHARS: usize = 200;
 /// Every route, with auth, CORS and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
-        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions", get(list_sessions).post(create_session))
         .route("/v1/sessions/running", get(running_sessions))
         .route("/v1/sessions/{id}", get(get_session).patch(rename_session).delete(delete_session))
         .route("/v1/sessions/{id}/messages", post(send_message))
@@ -126,6 +126,30 @@ struct RenameRequest {
     name: String,
 }
 
+/// `POST /v1/sessions` (an extension, protocol §9): a new session with a
+/// server-chosen id, its name given as its first frame.
+async fn create_session(
+    State(state): State<Arc<AppState>>,
+    body: Result<AppJson<CreateRequest>, AppError>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let AppJson(request) = counted(&state, body)?;
+    let name = valid_name(&state, request.name.as_deref().unwrap_or(DEFAULT_NAME))?;
+    let id = crate::hub::new_id("s");
+    let session = state.hub.open_or_create(&id).await?;
+    append_renamed(&state, &session, name).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "session_id": id, "name": name }))))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Name of a session created without one.
+const DEFAULT_NAME: &str = "New session";
+
 async fn rename_session(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -133,17 +157,27 @@ async fn rename_session(
 ) -> AppResult<StatusCode> {
     session_id(&state, &id)?;
     let AppJson(request) = counted(&state, body)?;
-    let name = request.name.trim();
+    let name = valid_name(&state, &request.name)?;
+    let session = state.hub.open(&id).await?.ok_or_else(|| AppError::NotFound(format!("no session {id}")))?;
+    append_renamed(&state, &session, name).await?;
+    Ok(StatusCode::OK)
+}
+
+fn valid_name<'a>(state: &AppState, name: &'a str) -> AppResult<&'a str> {
+    let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         state.metrics.reject("invalid_name");
         return Err(AppError::bad_request("invalid_name", format!("a name has 1 to {MAX_NAME_CHARS} characters")));
     }
-    let session = state.hub.open(&id).await?.ok_or_else(|| AppError::NotFound(format!("no session {id}")))?;
+    Ok(name)
+}
+
+async fn append_renamed(state: &AppState, session: &crate::hub::Session, name: &str) -> AppResult<()> {
     let mut producer = session.producer().await;
     session
         .append(&state.hub, &mut producer, vec![FrameBody::Renamed(Renamed { name: name.to_owned() })], Vec::new())
         .await?;
-    Ok(StatusCode::OK)
+    Ok(())
 }
 
 async fn delete_session(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AppResult<StatusCode> {

@@ -301,7 +301,7 @@ impl Translator {
                 let message_id = self.assistant(bodies);
                 bodies.push(FrameBody::ToolCall(ToolCallFrame {
                     message_id,
-                    tool_call: ToolCallSpec { id, name, input },
+                    tool_call: ToolCallSpec { id, name, input, started_at: Some(now_ms()) },
                 }));
             }
             ProviderEvent::ToolResult { tool_call_id, output, truncated, error } => {

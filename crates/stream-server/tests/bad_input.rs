@@ -71,6 +71,8 @@ async fn bad_rest_requests_get_4xx_with_a_code_and_change_nothing() {
         (reqwest::Method::GET, "/v1/sessions/nobody", None, 404, "not_found"),
         (reqwest::Method::PATCH, "/v1/sessions/nobody", Some((json, r#"{"name":"x"}"#.into())), 404, "not_found"),
         (reqwest::Method::PATCH, "/v1/sessions/kept", Some((json, r#"{"name":"   "}"#.into())), 400, "invalid_name"),
+        (reqwest::Method::POST, "/v1/sessions", Some((json, r#"{"name":""}"#.into())), 400, "invalid_name"),
+        (reqwest::Method::POST, "/v1/sessions", Some((json, r#"{"title":"x"}"#.into())), 400, "bad_json"),
         (reqwest::Method::DELETE, "/v1/sessions/nobody", None, 404, "not_found"),
         (reqwest::Method::POST, "/v1/sessions/nobody/abort", None, 404, "not_found"),
         (reqwest::Method::POST, "/v1/sessions/kept/abort", None, 404, "not_found"),

@@ -134,3 +134,30 @@ async fn a_double_send_conflicts_a_repeated_id_is_idempotent_and_abort_finishes_
     assert_eq!(client.finished.len(), 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_created_session_is_listed_renamed_live_and_deleted() {
+    let server = TestServer::start(|_| {}).await;
+    let http = reqwest::Client::new();
+    let created = http.post(server.url("/v1/sessions")).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let id = created["session_id"].as_str().expect("an id").to_owned();
+    assert_eq!(created["name"], "New session");
+
+    let mut client = Client::connect(server.addr, &id).await;
+    let renamed = http.patch(server.url(&format!("/v1/sessions/{id}"))).json(&serde_json::json!({"name": " Plans "}));
+    assert_eq!(renamed.send().await.unwrap().status().as_u16(), 200);
+    while client.engine.state().name() != Some("Plans") {
+        client.pump().await.expect("the renamed frame arrives");
+    }
+    let sessions: serde_json::Value = http.get(server.url("/v1/sessions")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(sessions[0]["session_id"], id.as_str());
+    assert_eq!(sessions[0]["name"], "Plans");
+
+    let deleted = http.delete(server.url(&format!("/v1/sessions/{id}"))).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    let listed: serde_json::Value = http.get(server.url("/v1/sessions")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    server.stop().await;
+}

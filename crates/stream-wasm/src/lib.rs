@@ -33,6 +33,8 @@ export interface ToolCall {
   input: Json;
   state: "running" | "succeeded" | "failed" | "cancelled";
   error?: string;
+  /** When the call was made (ms since the epoch), when the server said. */
+  started_at?: number;
 }
 
 export interface ToolResult {
