@@ -73,6 +73,10 @@ pub struct Config {
     /// Milliseconds a finished run's frames stay in memory.
     #[arg(long, env = "STREAM_RETENTION_MS", default_value_t = 300_000)]
     pub retention_ms: u64,
+    /// Offers `POST /v1/test/drop-connections`, which closes every WebSocket
+    /// (1012) while runs go on: end-to-end tests use it to cut the link.
+    #[arg(long, env = "STREAM_TEST_HOOKS")]
+    pub test_hooks: bool,
 }
 
 impl Config {

@@ -67,6 +67,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Run drivers and connections, awaited at shutdown.
     pub tasks: TaskTracker,
+    /// Bumped to close every WebSocket at once (the test hook); runs go on.
+    pub drop_connections: tokio::sync::watch::Sender<u64>,
     next_connection: AtomicU64,
 }
 
@@ -128,6 +130,7 @@ impl AppState {
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            drop_connections: tokio::sync::watch::Sender::new(0),
             next_connection: AtomicU64::new(1),
         });
         let closed = runs::close_interrupted_runs(&state).await?;

@@ -26,14 +26,18 @@ const MAX_NAME_CHARS: usize = 200;
 
 /// Every route, with auth, CORS and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/v1/sessions", get(list_sessions).post(create_session))
         .route("/v1/sessions/running", get(running_sessions))
         .route("/v1/sessions/{id}", get(get_session).patch(rename_session).delete(delete_session))
         .route("/v1/sessions/{id}/messages", post(send_message))
         .route("/v1/sessions/{id}/abort", post(abort_run))
         .route("/v1/ws", get(crate::ws::upgrade))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics));
+    if state.config.test_hooks {
+        api = api.route("/v1/test/drop-connections", post(drop_connections));
+    }
+    let api = api
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_token))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
@@ -204,6 +208,12 @@ async fn abort_run(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
     session_id(&state, &id)?;
     let run_id = runs::abort(&state, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run_id }))))
+}
+
+/// The test hook: closes every WebSocket; runs go on.
+async fn drop_connections(State(state): State<Arc<AppState>>) -> StatusCode {
+    state.drop_connections.send_modify(|generation| *generation += 1);
+    StatusCode::NO_CONTENT
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

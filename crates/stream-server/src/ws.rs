@@ -65,11 +65,16 @@ where
     let heartbeat = Duration::from_millis(state.config.heartbeat_ms.max(1));
     let mut ticks = tokio::time::interval(heartbeat);
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut dropped = state.drop_connections.subscribe();
     let mut result = connection.send(&mut sink, encode(&hello)).await;
     while result.is_ok() {
         result = tokio::select! {
             _ = state.shutdown.cancelled() => {
                 let _ = sink.send(close(close_code::AWAY, "the server is shutting down")).await;
+                break;
+            }
+            _ = dropped.changed() => {
+                let _ = sink.send(close(close_code::RESTART, "dropped by the test hook")).await;
                 break;
             }
             incoming = stream.next() => match incoming {

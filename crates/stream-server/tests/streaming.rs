@@ -161,3 +161,30 @@ async fn a_created_session_is_listed_renamed_live_and_deleted() {
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_test_hook_drops_every_socket_while_the_run_goes_on() {
+    let server = TestServer::start(|config| {
+        config.test_hooks = true;
+        config.demo_delta_ms = 5;
+    })
+    .await;
+    let base = server.url("");
+    let http = reqwest::Client::new();
+    let mut client = Client::connect(server.addr, "cut").await;
+    let (status, _) = send(&base, "cut", "c1", "cut me").await;
+    assert_eq!(status, 202);
+    client.pump().await.expect("the run starts");
+    let dropped = http.post(server.url("/v1/test/drop-connections")).send().await.unwrap();
+    assert_eq!(dropped.status().as_u16(), 204);
+    while client.pump().await.is_some() {}
+    let mut client = Client::resume(server.addr, client.engine).await;
+    client.until_finished(1).await;
+    assert_eq!(client.engine.state_hash(), snapshot(&base, "cut").await.state_hash);
+    server.stop().await;
+
+    let plain = TestServer::start(|_| {}).await;
+    let hook = http.post(plain.url("/v1/test/drop-connections")).send().await.unwrap();
+    assert!(hook.status().is_client_error(), "the hook exists only when asked for: {}", hook.status());
+    plain.stop().await;
+}
