@@ -24,6 +24,7 @@ export { StreamClient } from "./transport.js";
 export type {
   ConnectionState,
   SessionSnapshot,
+  SessionSummary,
   StreamClientOptions,
   WebSocketInstance,
   WebSocketLike,

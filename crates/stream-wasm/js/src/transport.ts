@@ -50,6 +50,15 @@ export type ConnectionState =
   | { kind: "reconnecting"; attempt: number; retryAt: number }
   | { kind: "closed" };
 
+/** One entry of `GET /v1/sessions`. */
+export interface SessionSummary {
+  session_id: string;
+  name: string | null;
+  created_at: number;
+  updated_at: number;
+  running: boolean;
+}
+
 /** What a session's subscribers see. */
 export interface SessionSnapshot {
   messages: Message[];
@@ -185,7 +194,28 @@ export class StreamClient {
   /** Aborts the session's running run. */
   async abort(sessionId: string): Promise<void> {
     const response = await this.request(`/v1/sessions/${encodeURIComponent(sessionId)}/abort`, "POST");
+    // 404: the run ended already, which is what an abort wants.
     if (!response.ok && response.status !== 404) throw new Error(await errorMessage(response));
+  }
+
+  /** Every session the server keeps, oldest first. */
+  listSessions(): Promise<SessionSummary[]> {
+    return this.call<SessionSummary[]>("/v1/sessions", "GET");
+  }
+
+  /** Creates a session with a server-chosen id (named "New session" without `name`). */
+  createSession(name?: string): Promise<{ session_id: string; name: string }> {
+    return this.call("/v1/sessions", "POST", name === undefined ? {} : { name });
+  }
+
+  /** Renames a session; its subscribers get a `renamed` frame. */
+  async renameSession(sessionId: string, name: string): Promise<void> {
+    await this.call(`/v1/sessions/${encodeURIComponent(sessionId)}`, "PATCH", { name });
+  }
+
+  /** Deletes a session and its log. */
+  async deleteSession(sessionId: string): Promise<void> {
+    await this.call(`/v1/sessions/${encodeURIComponent(sessionId)}`, "DELETE");
   }
 
   /** Closes the socket and stops every timer. */
@@ -405,6 +435,14 @@ export class StreamClient {
   private setState(state: ConnectionState): void {
     this.state = state;
     for (const listener of this.connectionListeners) listener();
+  }
+
+  /** A REST call whose failure is thrown with the server's message. */
+  private async call<T>(path: string, method: string, body?: object): Promise<T> {
+    const response = await this.request(path, method, body);
+    if (!response.ok) throw new Error(await errorMessage(response));
+    const text = await response.text();
+    return (text ? JSON.parse(text) : undefined) as T;
   }
 
   private request(path: string, method: string, body?: object): Promise<Response> {

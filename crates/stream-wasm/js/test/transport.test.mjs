@@ -3,28 +3,9 @@
 // resumes from the cursor, and ends with the server's state hash.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import WebSocket from "ws";
 import { StreamClient } from "agent-stream";
-
-const binary = resolve(process.env.STREAM_SERVER_BIN ?? "../../../target/debug/stream-server");
-
-async function startServer(args) {
-  const dir = mkdtempSync(join(tmpdir(), "stream-transport-"));
-  const child = spawn(binary, ["--bind", "127.0.0.1:0", "--data-dir", dir, "--web-dir", "/nonexistent", "--log", "warn", ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const line = await new Promise((done, fail) => {
-    createInterface({ input: child.stdout }).once("line", done);
-    child.once("exit", (code) => fail(new Error(`server exited with ${code}`)));
-  });
-  const address = /http:\/\/([^ /]+)/.exec(line)[1];
-  return { base: `http://${address}`, stop: () => { child.kill("SIGKILL"); rmSync(dir, { recursive: true, force: true }); } };
-}
+import { startServer } from "../../../../tests/support/server.mjs";
 
 /** A WebSocket class that remembers its sockets, so a test can cut them. */
 const sockets = [];
@@ -69,7 +50,7 @@ async function restSnapshot(base, sessionId) {
 }
 
 test("streams a run, survives a dropped socket, and ends with the server's hash", async () => {
-  const server = await startServer(["--demo-delta-ms", "2", "--demo-reply-words", "400"]);
+  const server = await startServer({ args: ["--demo-delta-ms", "2", "--demo-reply-words", "400"] });
   const client = new StreamClient({ baseUrl: server.base, WebSocket: TrackedWebSocket, backoffMs: 50 });
   try {
     const sessionId = "t1";
@@ -96,12 +77,12 @@ test("streams a run, survives a dropped socket, and ends with the server's hash"
     unwatch();
   } finally {
     client.close();
-    server.stop();
+    await server.stop();
   }
 });
 
 test("a failed POST marks the message failed and a retry keeps its id", async () => {
-  const server = await startServer([]);
+  const server = await startServer();
   let failNext = true;
   const flakyFetch = (url, init) => {
     if (failNext && init?.method === "POST") {
@@ -122,6 +103,30 @@ test("a failed POST marks the message failed and a retry keeps its id", async ()
     unwatch();
   } finally {
     client.close();
-    server.stop();
+    await server.stop();
+  }
+});
+
+test("sessions are created, listed, renamed and deleted through the client", async () => {
+  const server = await startServer();
+  const client = new StreamClient({ baseUrl: server.base, WebSocket: TrackedWebSocket });
+  try {
+    const created = await client.createSession("Draft");
+    assert.equal(created.name, "Draft");
+    const unwatch = client.watch(created.session_id, () => {});
+    await client.renameSession(created.session_id, "Final");
+    await until(client, created.session_id, (s) => s.name === "Final");
+    assert.deepEqual(
+      (await client.listSessions()).map((s) => [s.session_id, s.name, s.running]),
+      [[created.session_id, "Final", false]],
+    );
+    await assert.rejects(client.renameSession(created.session_id, "  "), /name/);
+    unwatch();
+    await client.deleteSession(created.session_id);
+    assert.deepEqual(await client.listSessions(), []);
+    await assert.rejects(client.deleteSession(created.session_id), /no session/);
+  } finally {
+    client.close();
+    await server.stop();
   }
 });

@@ -1,0 +1,44 @@
+// One session: its header (name, run status, connection), the message list,
+// and the composer.
+import { useEffect } from "react";
+import { useSessionStream } from "agent-stream/react";
+import { Composer } from "./Composer";
+import { ConnectionIndicator } from "./ConnectionIndicator";
+import { MessageList } from "./MessageList";
+
+export function ChatPane(props: { sessionId: string; onNamed: () => Promise<void> }) {
+  const stream = useSessionStream(props.sessionId);
+  const { name } = stream;
+  const { onNamed } = props;
+  // A rename (from any tab) arrives as a frame; the sidebar list follows.
+  useEffect(() => {
+    if (name) void onNamed();
+  }, [name, onNamed]);
+  const pending = stream.messages.length > 0 && stream.messages[stream.messages.length - 1].status === "pending";
+  const running = stream.status === "running";
+  return (
+    <section className="chat" aria-label={name ?? "Session"}>
+      <header className="chat-head">
+        <h1>{name ?? "Untitled session"}</h1>
+        {running && (
+          <span className="run-status" role="status">
+            <span className="spinner" aria-hidden="true" /> Working…
+          </span>
+        )}
+        <ConnectionIndicator connection={stream.connection} resyncing={stream.resyncing} />
+      </header>
+      {stream.error && (
+        <p className="notice error" role="alert">
+          {stream.error}
+        </p>
+      )}
+      <MessageList messages={stream.messages} onRetry={(content, id) => void stream.send(content, id)} />
+      <Composer
+        busy={running || pending}
+        running={running}
+        onSend={(content) => void stream.send(content)}
+        onAbort={() => void stream.abort()}
+      />
+    </section>
+  );
+}

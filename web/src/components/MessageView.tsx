@@ -1,0 +1,81 @@
+// One message. Memoised on object identity: the engine hands back the same
+// object for every unchanged message, so a streaming frame re-renders only
+// the message it touched.
+import { memo } from "react";
+import type { Message } from "agent-stream";
+import { Markdown } from "./Markdown";
+import { ToolCard } from "./ToolCard";
+
+interface Props {
+  message: Message;
+  /** For each tool call, the tool message that answered it (if any yet). */
+  results: (Message | undefined)[];
+  onRetry: (content: string, clientMessageId: string) => void;
+}
+
+function MessageViewImpl({ message, results, onRetry }: Props) {
+  switch (message.role) {
+    case "user":
+      return (
+        <article className={`message user ${message.status}`} data-status={message.status} aria-label="You">
+          <p className="text">{message.content}</p>
+          {message.status === "pending" && <span className="badge">Sending…</span>}
+          {message.status === "failed" && (
+            <div className="failed" role="alert">
+              <span>Not sent{message.error ? `: ${message.error}` : ""}</span>
+              <button type="button" onClick={() => onRetry(message.content, message.client_message_id ?? message.id)}>
+                Retry
+              </button>
+            </div>
+          )}
+        </article>
+      );
+    case "system":
+      return (
+        <article className="message system" role="alert" data-status={message.status}>
+          {message.content || message.error}
+        </article>
+      );
+    case "tool":
+      // A result whose call is not in the list (e.g. deleted): shown on its own.
+      return <ToolCard call={null} result={message} />;
+    default:
+      return (
+        <article className={`message assistant ${message.status}`} data-status={message.status} aria-label="Agent" aria-busy={message.status === "streaming"}>
+          {message.content && <Markdown text={message.content} />}
+          {message.tool_calls.map((call, i) => (
+            <ToolCard key={call.id} call={call} result={results[i]} />
+          ))}
+          <Footer message={message} />
+        </article>
+      );
+  }
+}
+
+function Footer({ message }: { message: Message }) {
+  const parts: string[] = [];
+  if (message.model) parts.push(message.model);
+  if (message.tokens_used !== undefined) parts.push(`${message.tokens_used.toLocaleString()} tokens`);
+  if (message.ctx_used !== undefined && message.ctx_max) {
+    parts.push(`context ${Math.round((100 * message.ctx_used) / message.ctx_max)}%`);
+  }
+  if (message.cache_tokens) parts.push(`${message.cache_tokens.toLocaleString()} cached`);
+  if (message.reasoning_tokens) parts.push(`${message.reasoning_tokens.toLocaleString()} reasoning`);
+  return (
+    <footer className="usage">
+      {message.status === "streaming" && <span className="caret" aria-label="streaming" />}
+      {message.status === "cancelled" && <span className="badge warn">Cancelled</span>}
+      {message.status === "failed" && <span className="badge bad">Failed{message.error ? `: ${message.error}` : ""}</span>}
+      {parts.length > 0 && <span>{parts.join(" · ")}</span>}
+    </footer>
+  );
+}
+
+export const MessageView = memo(
+  MessageViewImpl,
+  (before, after) =>
+    before.message === after.message &&
+    before.onRetry === after.onRetry &&
+    before.results.length === after.results.length &&
+    before.results.every((result, i) => result === after.results[i]),
+);
