@@ -35,8 +35,9 @@ setup:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
     fi
 
-# Format check, lints, native tests, wasm32 tests (Node and headless Chromium), the npm package tests.
-test: lint test-native test-wasm test-js
+# Format check, lints, native tests, wasm32 tests (Node and headless Chromium),
+# the npm package tests, and the web app's end-to-end tests in Chromium.
+test: lint test-native test-wasm test-js test-e2e
 
 # Formatting and clippy with warnings as errors.
 lint:
@@ -59,16 +60,28 @@ test-wasm:
 
 # The npm package: builds it, type-checks the TypeScript, and runs the Node
 # tests that import it by name (one of them against a real server).
-test-js: wasm
+test-js: wasm server-debug
     "crates/stream-wasm/js/node_modules/.bin/tsc" -p crates/stream-wasm/js --noEmit
-    cargo build -p stream-server
-    ln -sfn ../../../../pkg crates/stream-wasm/js/node_modules/agent-stream
     cd crates/stream-wasm/js && STREAM_SERVER_BIN="{{justfile_directory()}}/target/debug/stream-server" node --test test/
 
-# Runs the product: the server on its SQLite default (./data) with the demo provider.
-demo:
+# The web app in headless Chromium (playwright-core, /usr/bin/chromium) against
+# a real server; screenshots and the long-task figures land in target/e2e/.
+test-e2e: web server-debug
+    cd tests/e2e && STREAM_SERVER_BIN="{{justfile_directory()}}/target/debug/stream-server" node --test --test-concurrency=1 .
+
+# The server binary the JavaScript tests start.
+server-debug:
+    cargo build -p stream-server
+
+# Builds the web app into web/dist (type-checked), on the package in pkg/.
+web: wasm
+    cd web && npm run build
+
+# Runs the product: builds the package and the web app, then starts the server
+# on its SQLite default (./data) with the demo provider; it prints where to open it.
+demo: web
     cargo build --release -p stream-server
-    ./target/release/stream-server --data-dir data
+    ./target/release/stream-server --data-dir data --web-dir web/dist
 
 # Benchmarks; tables on stdout, JSON under target/bench/ (core.json, server.json).
 bench:
@@ -76,7 +89,6 @@ bench:
     cargo build --release -p stream-server -p stream-bench
     ./target/release/loadgen --server target/release/stream-server
     just wasm
-    ln -sfn ../../../../pkg crates/stream-wasm/js/node_modules/agent-stream
     node --expose-gc crates/stream-wasm/js/bench/trace.mjs
 
 # Builds the fuzz target (needs cargo-fuzz for `just fuzz`, not for this).
@@ -105,6 +117,11 @@ wasm:
     mkdir -p pkg/wasm
     cp "$js"/src/wasm/* pkg/wasm/
     cp "$js/package.template.json" pkg/package.json
+    # The package's users in this repository import it by name.
+    for user in "$js" web; do
+        mkdir -p "$user/node_modules"
+        ln -sfn "$(realpath --relative-to="$user/node_modules" pkg)" "$user/node_modules/agent-stream"
+    done
     echo "pkg/wasm/stream_wasm_bg.wasm: $(wc -c < pkg/wasm/stream_wasm_bg.wasm) bytes, $(gzip -9 -c pkg/wasm/stream_wasm_bg.wasm | wc -c) gzipped"
 
 # What CI runs: setup, then every test.

@@ -1,5 +1,5 @@
-//! The set of message ids changed since the last drain, which the JS patch API
-//! uses to rebuild only the messages that changed.
+//! What changed since the last drain: the message ids, which the JS patch API
+//! uses to rebuild only the messages that changed, and whether the name did.
 
 use rustc_hash::FxHashSet;
 
@@ -9,6 +9,8 @@ pub struct ChangedIds {
     ids: FxHashSet<String>,
     /// Set when so much changed that every message must be rebuilt.
     everything: bool,
+    /// Set when the session's name changed.
+    renamed: bool,
 }
 
 impl ChangedIds {
@@ -26,9 +28,14 @@ impl ChangedIds {
         self.ids.clear();
     }
 
+    /// Records that the session's name changed.
+    pub fn mark_renamed(&mut self) {
+        self.renamed = true;
+    }
+
     /// Whether anything changed.
     pub fn is_empty(&self) -> bool {
-        !self.everything && self.ids.is_empty()
+        !self.everything && !self.renamed && self.ids.is_empty()
     }
 
     /// Moves the changes out of `self` into `into`.
@@ -36,6 +43,7 @@ impl ChangedIds {
         if std::mem::take(&mut self.everything) {
             into.mark_everything();
         }
+        into.renamed |= std::mem::take(&mut self.renamed);
         for id in self.ids.drain() {
             if !into.everything {
                 into.ids.insert(id);
@@ -45,7 +53,11 @@ impl ChangedIds {
 
     /// The changes, leaving `self` empty. Ids come in no particular order.
     pub fn take(&mut self) -> Changes {
-        Changes { everything: std::mem::take(&mut self.everything), ids: self.ids.drain().collect() }
+        Changes {
+            everything: std::mem::take(&mut self.everything),
+            renamed: std::mem::take(&mut self.renamed),
+            ids: self.ids.drain().collect(),
+        }
     }
 }
 
@@ -54,6 +66,8 @@ impl ChangedIds {
 pub struct Changes {
     /// When true, treat every message as changed (`ids` is then empty).
     pub everything: bool,
+    /// When true, the session's name changed.
+    pub renamed: bool,
     /// The ids that changed, each once, in no particular order.
     pub ids: Vec<String>,
 }
@@ -90,6 +104,6 @@ mod tests {
         let mut out = ChangedIds::default();
         out.mark("b");
         changed.drain_into(&mut out);
-        assert_eq!(out.take(), Changes { everything: true, ids: vec![] });
+        assert_eq!(out.take(), Changes { everything: true, renamed: false, ids: vec![] });
     }
 }

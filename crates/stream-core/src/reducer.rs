@@ -238,7 +238,12 @@ impl SessionState {
                 }
             }
             FrameBody::MessagesDeleted(deleted) => self.delete(deleted.message_ids),
-            FrameBody::Renamed(renamed) => self.name = Some(renamed.name),
+            FrameBody::Renamed(renamed) => {
+                if self.name.as_deref() != Some(renamed.name.as_str()) {
+                    self.changed.mark_renamed();
+                    self.name = Some(renamed.name);
+                }
+            }
             FrameBody::RunFinished(finished) => {
                 self.close_run(finished.status, finished.aborted);
                 return Some(RunEvent::Finished {
@@ -527,6 +532,18 @@ mod tests {
         let mut changed = state.changed_mut().take().ids;
         changed.sort();
         assert_eq!(changed, vec!["a".to_string(), "b".to_string()]);
+        assert!(state.changed_mut().is_empty());
+    }
+
+    #[test]
+    fn a_rename_is_a_change_and_the_same_name_again_is_not() {
+        let mut state = SessionState::new();
+        let rename = |name: &str| FrameBody::Renamed(Renamed { name: name.into() });
+        apply_all(&mut state, vec![rename("Plans")]);
+        let changes = state.changed_mut().take();
+        assert!(changes.renamed && changes.ids.is_empty() && !changes.everything);
+        assert_eq!(state.name(), Some("Plans"));
+        apply_all(&mut state, vec![rename("Plans")]);
         assert!(state.changed_mut().is_empty());
     }
 }

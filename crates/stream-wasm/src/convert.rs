@@ -7,6 +7,7 @@
 //! (the .wasm stays within its size budget), and native JSON is fast.
 
 use serde::Serialize;
+use stream_core::changes::Changes;
 use stream_core::message::Outcome;
 use stream_core::{IngestReport, ResyncReason, RunEvent};
 use wasm_bindgen::prelude::*;
@@ -76,8 +77,7 @@ pub struct IngestResult {
     errors: Vec<ErrorView>,
     need_resync: Option<ResyncReason>,
     run_events: Vec<RunEventView>,
-    changed_ids: Vec<String>,
-    everything_changed: bool,
+    changes: Changes,
 }
 
 impl IngestResult {
@@ -108,9 +108,8 @@ impl IngestResult {
     }
 
     /// Records what changed.
-    pub(crate) fn set_changes(&mut self, everything: bool, ids: Vec<String>) {
-        self.everything_changed = everything;
-        self.changed_ids = ids;
+    pub(crate) fn set_changes(&mut self, changes: Changes) {
+        self.changes = changes;
     }
 }
 
@@ -165,12 +164,18 @@ impl IngestResult {
     /// Ids of messages created, updated or removed.
     #[wasm_bindgen(getter, js_name = changedIds)]
     pub fn changed_ids(&self) -> Vec<String> {
-        self.changed_ids.clone()
+        self.changes.ids.clone()
     }
 
     /// When true, every message changed (after a snapshot).
     #[wasm_bindgen(getter, js_name = everythingChanged)]
     pub fn everything_changed(&self) -> bool {
-        self.everything_changed
+        self.changes.everything
+    }
+
+    /// When true, the session's name changed (a `renamed` frame).
+    #[wasm_bindgen(getter)]
+    pub fn renamed(&self) -> bool {
+        self.changes.renamed
     }
 }

@@ -7,6 +7,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use js_sys::Array;
 use stream_core::Message;
+use stream_core::changes::Changes;
 use stream_core::optimistic::SendOutcome;
 use wasm_bindgen::prelude::*;
 
@@ -72,8 +73,7 @@ impl SessionEngine {
                 None => result.not_text(index),
             }
         }
-        let (everything, ids) = self.absorb_changes();
-        result.set_changes(everything, ids);
+        result.set_changes(self.absorb_changes());
         result
     }
 
@@ -241,12 +241,12 @@ impl SessionEngine {
     }
 
     /// Moves the core's changed ids into the cache's dirty set; returns them.
-    fn absorb_changes(&mut self) -> (bool, Vec<String>) {
+    fn absorb_changes(&mut self) -> Changes {
         let changes = self.inner.drain_changes();
         if changes.everything {
             self.all_dirty = true;
         }
         self.dirty.extend(changes.ids.iter().cloned());
-        (changes.everything, changes.ids)
+        changes
     }
 }

@@ -1,6 +1,6 @@
 // One session: its header (name, run status, connection), the message list,
 // and the composer.
-import { useEffect } from "react";
+import { useCallback, useEffect } from "react";
 import { useSessionStream } from "agent-stream/react";
 import { Composer } from "./Composer";
 import { ConnectionIndicator } from "./ConnectionIndicator";
@@ -14,12 +14,15 @@ export function ChatPane(props: { sessionId: string; onNamed: () => Promise<void
   useEffect(() => {
     if (name) void onNamed();
   }, [name, onNamed]);
+  const { send } = stream;
+  // Stable across renders: every message view is memoised on its props.
+  const retry = useCallback((content: string, id: string) => void send(content, id), [send]);
   const pending = stream.messages.length > 0 && stream.messages[stream.messages.length - 1].status === "pending";
   const running = stream.status === "running";
   return (
-    <section className="chat" aria-label={name ?? "Session"}>
+    <section className="chat" aria-label={name ?? props.sessionId}>
       <header className="chat-head">
-        <h1>{name ?? "Untitled session"}</h1>
+        <h1>{name ?? props.sessionId}</h1>
         {running && (
           <span className="run-status" role="status">
             <span className="spinner" aria-hidden="true" /> Working…
@@ -32,7 +35,7 @@ export function ChatPane(props: { sessionId: string; onNamed: () => Promise<void
           {stream.error}
         </p>
       )}
-      <MessageList messages={stream.messages} onRetry={(content, id) => void stream.send(content, id)} />
+      <MessageList messages={stream.messages} onRetry={retry} />
       <Composer
         busy={running || pending}
         running={running}

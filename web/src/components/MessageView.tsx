@@ -52,15 +52,18 @@ function MessageViewImpl({ message, results, onRetry }: Props) {
   }
 }
 
+/** One formatter for every figure: `toLocaleString` builds one per call. */
+const figures = new Intl.NumberFormat();
+
 function Footer({ message }: { message: Message }) {
   const parts: string[] = [];
   if (message.model) parts.push(message.model);
-  if (message.tokens_used !== undefined) parts.push(`${message.tokens_used.toLocaleString()} tokens`);
+  if (message.tokens_used !== undefined) parts.push(`${figures.format(message.tokens_used)} tokens`);
   if (message.ctx_used !== undefined && message.ctx_max) {
-    parts.push(`context ${Math.round((100 * message.ctx_used) / message.ctx_max)}%`);
+    parts.push(`context ${figures.format(message.ctx_used)} / ${figures.format(message.ctx_max)}`);
   }
-  if (message.cache_tokens) parts.push(`${message.cache_tokens.toLocaleString()} cached`);
-  if (message.reasoning_tokens) parts.push(`${message.reasoning_tokens.toLocaleString()} reasoning`);
+  if (message.cache_tokens) parts.push(`${figures.format(message.cache_tokens)} cached`);
+  if (message.reasoning_tokens) parts.push(`${figures.format(message.reasoning_tokens)} reasoning`);
   return (
     <footer className="usage">
       {message.status === "streaming" && <span className="caret" aria-label="streaming" />}

@@ -126,7 +126,7 @@ function SessionItem(props: { session: SessionSummary; active: boolean; processi
 }
 
 function displayName(session: SessionSummary): string {
-  return session.name ?? `Session ${session.session_id.slice(-6)}`;
+  return session.name ?? session.session_id;
 }
 
 function emptyText(view: View, filter: string, total: number): string {

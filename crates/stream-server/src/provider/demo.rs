@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Provider, ProviderEvent, ProviderRun, RunRequest};
 
+/// Text beats the demo's tool call takes.
+const TOOL_BEATS: u32 = 10;
+
 const WORDS: [&str; 16] = [
     "streaming",
     "frames",
@@ -97,15 +100,21 @@ impl Provider for DemoProvider {
         let config = self.config;
         tokio::spawn(async move {
             for event in script(&request, config.reply_words) {
-                let is_text = matches!(event, ProviderEvent::Text { .. });
+                // Text comes at the configured pace; the tool "works" for ten
+                // beats, so its card shows a running state and a duration.
+                let pause = match event {
+                    ProviderEvent::Text { .. } => config.delta_interval,
+                    ProviderEvent::ToolCall { .. } => config.delta_interval * TOOL_BEATS,
+                    _ => Duration::ZERO,
+                };
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     sent = sender.send(event) => if sent.is_err() { return },
                 }
-                if is_text && !config.delta_interval.is_zero() {
+                if !pause.is_zero() {
                     tokio::select! {
                         _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(config.delta_interval) => {}
+                        _ = tokio::time::sleep(pause) => {}
                     }
                 }
             }

@@ -381,7 +381,8 @@ export class StreamClient {
       channel.resyncing = false;
     }
     this.armStallTimer(sessionId, channel);
-    if (result.changedIds.length > 0 || result.everythingChanged || result.needResync || result.runEvents.length > 0) {
+    const changed = result.changedIds.length > 0 || result.everythingChanged || result.renamed;
+    if (changed || result.needResync || result.runEvents.length > 0) {
       this.touch(channel);
     }
   }

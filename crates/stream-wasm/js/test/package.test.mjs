@@ -28,6 +28,13 @@ test("out-of-order and duplicated frames apply once, in order", () => {
   assert.deepEqual(engine.cursor(), { epoch: "e1", seq: 3 });
 });
 
+test("a rename is reported as a change of its own", () => {
+  const engine = new SessionEngine("s");
+  const renamed = engine.ingest(frame(1, { type: "renamed", name: "Plans" }));
+  assert.deepEqual([renamed.renamed, renamed.changedIds, engine.name()], [true, [], "Plans"]);
+  assert.equal(engine.ingest(delta(2, "a", "x")).renamed, false);
+});
+
 test("bad input is reported, never thrown, and changes nothing", () => {
   const engine = new SessionEngine("s");
   engine.ingest(delta(1, "a", "x"));

@@ -1,0 +1,294 @@
+// The web app in Debian's Chromium (playwright-core, never a downloaded
+// browser) against a real stream-server serving web/dist. Each test ends by
+// comparing what the page holds, and what it shows, with the server's
+// `GET /v1/sessions/{id}`. Screenshots of the main states go to target/e2e/.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+import { startServer } from "../support/server.mjs";
+
+const root = new URL("../../", import.meta.url).pathname;
+const shots = `${root}target/e2e`;
+const webDir = `${root}web/dist`;
+const launchFlags = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+/** The demo's pace: slow enough to act mid-run, fast enough for CI. */
+const demoArgs = ["--test-hooks", "--demo-delta-ms", "20", "--demo-reply-words", "200"];
+
+let server;
+let browser;
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  server = await startServer({ args: demoArgs, webDir });
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: launchFlags });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function newPage(context) {
+  const page = await (context ?? (await browser.newContext({ viewport: { width: 1280, height: 800 } }))).newPage();
+  page.on("pageerror", (error) => assert.fail(`page error: ${error.message}`));
+  return page;
+}
+
+async function openSession(page, base, sessionId) {
+  await page.goto(`${base}/#/s/${encodeURIComponent(sessionId)}`);
+  await page.locator(".chat").waitFor();
+}
+
+async function sendPrompt(page, text) {
+  await page.locator("#prompt").fill(text);
+  await page.locator("#prompt").press("Enter");
+}
+
+async function restSnapshot(base, sessionId) {
+  const response = await fetch(`${base}/v1/sessions/${encodeURIComponent(sessionId)}`);
+  assert.equal(response.status, 200);
+  return response.json();
+}
+
+async function waitForServerIdle(base, sessionId, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const running = await (await fetch(`${base}/v1/sessions/running`)).json();
+    if (!running.sessions.some((entry) => entry.session_id === sessionId)) return;
+    assert.ok(Date.now() < deadline, "the run never finished");
+    await new Promise((done) => setTimeout(done, 50));
+  }
+}
+
+/** The page's message list for a session, as the engine holds it. */
+function pageMessages(page, sessionId) {
+  return page.evaluate((id) => window.streamClient.snapshot(id).messages, sessionId);
+}
+
+/**
+ * Waits until the page holds exactly the server's messages, then checks the
+ * assistant text on screen equals the server's: no chunk missing or doubled.
+ */
+async function expectSameAsServer(page, base, sessionId) {
+  await waitForServerIdle(base, sessionId);
+  const snapshot = await restSnapshot(base, sessionId);
+  await page.waitForFunction(
+    ([id, expected]) => JSON.stringify(window.streamClient.snapshot(id).messages.map((m) => [m.id, m.status, m.content.length])) === expected,
+    [sessionId, JSON.stringify(snapshot.messages.map((m) => [m.id, m.status, m.content.length]))],
+    { timeout: 20_000 },
+  );
+  assert.deepEqual(await pageMessages(page, sessionId), snapshot.messages);
+  // textContent: off-screen messages skip rendering (content-visibility), so innerText is empty there.
+  const shown = await page.locator("article.assistant .markdown").allTextContents();
+  const expected = snapshot.messages.filter((m) => m.role === "assistant" && m.content).map((m) => m.content.trim());
+  assert.deepEqual(shown.map(normalize), expected.map(normalize));
+  return snapshot;
+}
+
+function normalize(text) {
+  return text.replace(/\s+/g, " ").trim();
+}
+
+async function newSessionThroughTheUi(page, base) {
+  await page.goto(`${base}/`);
+  await page.getByRole("button", { name: "New session" }).first().click();
+  await page.waitForURL(/#\/s\//);
+  await page.locator(".chat").waitFor();
+  return decodeURIComponent(new URL(page.url()).hash.slice("#/s/".length));
+}
+
+test("a prompt streams a reply that completes and equals the server's session", async () => {
+  const page = await newPage();
+  const sessionId = await newSessionThroughTheUi(page, server.base);
+  await page.locator(".session.active").getByText("New session").waitFor();
+  await sendPrompt(page, "Summarise the design notes");
+  // Optimistic: the user message is on screen before the server answers.
+  await page.locator("article.user").getByText("Summarise the design notes").waitFor();
+  await page.locator("article.assistant[data-status=streaming]").waitFor();
+  await page.locator("[data-session-id] .spinner").waitFor();
+  await page.screenshot({ path: `${shots}/streaming.png` });
+  const snapshot = await expectSameAsServer(page, server.base, sessionId);
+  assert.equal(snapshot.messages.at(-1).status, "complete");
+  // The tool call is a card with its input, output and duration.
+  const card = page.locator("details.tool-card").first();
+  await card.locator("summary").click();
+  await card.getByText("notes about Summarise the design notes").waitFor();
+  assert.match(await card.locator(".duration").innerText(), /\d+(\.\d)? m?s/);
+  assert.match(await page.locator("article.assistant .usage").last().innerText(), /demo-1 · \d+ tokens/);
+  await page.screenshot({ path: `${shots}/complete.png` });
+  await page.context().close();
+});
+
+test("a reload mid-run shows the run at once and resumes without a doubled or missing chunk", async () => {
+  const page = await newPage();
+  const sessionId = await newSessionThroughTheUi(page, server.base);
+  await sendPrompt(page, "Explain resumable streams");
+  await page.locator("article.assistant[data-status=streaming] .markdown").waitFor();
+  const reloaded = Date.now();
+  await page.reload();
+  // The sidebar's loader and the header's status come from the first REST
+  // answers, before any frame of the run is replayed.
+  await page.locator(`[data-session-id="${sessionId}"] .spinner`).waitFor({ timeout: 5_000 });
+  await page.locator(".run-status").waitFor({ timeout: 5_000 });
+  const shownAfterMs = Date.now() - reloaded;
+  await page.screenshot({ path: `${shots}/reloaded-mid-run.png` });
+  const stillRunning = (await (await fetch(`${server.base}/v1/sessions/running`)).json()).sessions.some(
+    (entry) => entry.session_id === sessionId,
+  );
+  assert.ok(stillRunning, `the run was over before the page showed it (${shownAfterMs} ms): slow the demo down`);
+  await expectSameAsServer(page, server.base, sessionId);
+  await page.locator(`[data-session-id="${sessionId}"] .spinner`).waitFor({ state: "detached" });
+  await page.context().close();
+});
+
+test("when the server drops every socket mid-run the page reconnects, resumes and ends the same", async () => {
+  const page = await newPage();
+  const sessionId = await newSessionThroughTheUi(page, server.base);
+  await sendPrompt(page, "Survive a cut");
+  await page.locator("article.assistant[data-status=streaming] .markdown").waitFor();
+  const cut = await fetch(`${server.base}/v1/test/drop-connections`, { method: "POST" });
+  assert.equal(cut.status, 204);
+  await page.locator(".connection[data-state=reconnecting]").waitFor({ timeout: 5_000 });
+  assert.match(await page.locator(".connection").innerText(), /Reconnecting in \d+ s/);
+  await page.screenshot({ path: `${shots}/reconnecting.png` });
+  await page.locator(".connection[data-state=open]").waitFor({ timeout: 10_000 });
+  await expectSameAsServer(page, server.base, sessionId);
+  await page.context().close();
+});
+
+test("two tabs on one session end identical", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const first = await newPage(context);
+  const sessionId = await newSessionThroughTheUi(first, server.base);
+  const second = await newPage(context);
+  await openSession(second, server.base, sessionId);
+  await sendPrompt(first, "Two views, one truth");
+  await second.locator("article.assistant[data-status=streaming]").waitFor();
+  const snapshot = await expectSameAsServer(first, server.base, sessionId);
+  await expectSameAsServer(second, server.base, sessionId);
+  assert.deepEqual(await pageMessages(second, sessionId), await pageMessages(first, sessionId));
+  assert.ok(snapshot.messages.length >= 3);
+  await context.close();
+});
+
+test("a double-click on send makes one message", async () => {
+  const page = await newPage();
+  const sessionId = await newSessionThroughTheUi(page, server.base);
+  await page.locator("#prompt").fill("Only once, please");
+  await page.getByRole("button", { name: "Send" }).dblclick();
+  const snapshot = await expectSameAsServer(page, server.base, sessionId);
+  assert.deepEqual(
+    snapshot.messages.filter((m) => m.role === "user").map((m) => m.content),
+    ["Only once, please"],
+  );
+  assert.equal(await page.locator("article.user").count(), 1);
+  await page.context().close();
+});
+
+test("sessions are renamed, filtered, shown as running, and deleted from the sidebar", async () => {
+  const page = await newPage();
+  const sessionId = await newSessionThroughTheUi(page, server.base);
+  const item = page.locator(`[data-session-id="${sessionId}"]`);
+  await item.getByRole("button", { name: /^Rename/ }).click();
+  await page.getByLabel(/^New name for/).fill("Release checklist");
+  await page.getByLabel(/^New name for/).press("Enter");
+  // The rename comes back as a `renamed` frame: the header follows it.
+  await page.getByRole("heading", { name: "Release checklist" }).waitFor();
+  await page.getByLabel("Filter sessions").fill("checklist");
+  await item.waitFor();
+  assert.equal(await page.locator(".session-list > li").count(), 1);
+  await page.getByLabel("Filter sessions").fill("no such session");
+  await page.getByText("No session matches the filter.").waitFor();
+  await page.getByLabel("Filter sessions").fill("");
+  await sendPrompt(page, "Keep running");
+  await page.getByRole("tab", { name: /^Running [1-9]/ }).click();
+  await item.locator(".spinner").waitFor();
+  await page.screenshot({ path: `${shots}/running-view.png` });
+  await waitForServerIdle(server.base, sessionId);
+  await page.getByText("Nothing is running.").waitFor();
+  await page.getByRole("tab", { name: "All" }).click();
+  await item.getByRole("button", { name: /^Delete/ }).click();
+  await item.waitFor({ state: "detached" });
+  const listed = await (await fetch(`${server.base}/v1/sessions`)).json();
+  assert.ok(!listed.some((s) => s.session_id === sessionId));
+  await page.context().close();
+});
+
+test("a 1,000-message session streams while scrolled up; long tasks are measured", async () => {
+  // Seed 250 runs (4 messages each) on a fast server, then restart it in
+  // place at the demo's pace: the history comes back from SQLite.
+  const seeder = await startServer({ args: ["--demo-delta-ms", "0", "--demo-reply-words", "12"], webDir });
+  const sessionId = "long-history";
+  for (let run = 0; run < 250; run += 1) {
+    const sent = await fetch(`${seeder.base}/v1/sessions/${sessionId}/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ client_message_id: `seed-${run}`, content: `Seed question ${run}` }),
+    });
+    assert.equal(sent.status, 202);
+    await waitForServerIdle(seeder.base, sessionId);
+  }
+  await seeder.kill();
+  const paced = await startServer({
+    args: ["--demo-delta-ms", "10", "--demo-reply-words", "400"],
+    webDir,
+    bind: seeder.address,
+    dataDir: seeder.dataDir,
+  });
+  try {
+    const page = await newPage();
+    await openSession(page, paced.base, sessionId);
+    await page.waitForFunction((id) => window.streamClient.snapshot(id).messages.length >= 1000, sessionId, { timeout: 30_000 });
+    // Read from the middle of the history while the reply streams in.
+    await page.locator(".messages").evaluate((element) => {
+      element.scrollTop = element.scrollHeight / 2;
+      element.dispatchEvent(new Event("scroll"));
+    });
+    await page.getByRole("button", { name: /Jump to latest/ }).waitFor();
+    await page.evaluate(() => {
+      window.longTasks = [];
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) window.longTasks.push(entry.duration);
+      }).observe({ type: "longtask" });
+    });
+    const scrolledTo = await page.locator(".messages").evaluate((element) => element.scrollTop);
+    await sendPrompt(page, "Stream while I read");
+    const started = Date.now();
+    await page.locator("article.assistant[data-status=streaming]").last().waitFor({ state: "attached" });
+    await waitForServerIdle(paced.base, sessionId);
+    const streamedMs = Date.now() - started;
+    const snapshot = await expectSameAsServer(page, paced.base, sessionId);
+    assert.ok(snapshot.messages.length >= 1004);
+    // The reader was not dragged to the bottom.
+    assert.equal(await page.locator(".messages").evaluate((element) => element.scrollTop), scrolledTo);
+    await page.screenshot({ path: `${shots}/long-session.png` });
+    const durations = (await page.evaluate(() => window.longTasks)).sort((a, b) => a - b);
+    const report = {
+      messages: snapshot.messages.length,
+      streamed_ms: streamedMs,
+      long_tasks: durations.length,
+      median_ms: percentile(durations, 0.5),
+      p95_ms: percentile(durations, 0.95),
+      max_ms: durations.at(-1) ?? 0,
+    };
+    writeFileSync(`${shots}/long-tasks.json`, `${JSON.stringify(report, null, 2)}\n`);
+    console.log(`long tasks while streaming into ${report.messages} messages: ${JSON.stringify(report)}`);
+    await page.context().close();
+  } finally {
+    await paced.stop();
+  }
+});
+
+function percentile(sorted, fraction) {
+  if (sorted.length === 0) return 0;
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]);
+}
