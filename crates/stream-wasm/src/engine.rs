@@ -11,7 +11,7 @@ use stream_core::changes::Changes;
 use stream_core::optimistic::SendOutcome;
 use wasm_bindgen::prelude::*;
 
-use crate::convert::{IngestResult, to_js};
+use crate::convert::{IngestResult, text_of, to_js};
 
 /// Run events kept for `ProcessingMap.applyRunEvents`.
 const MAX_PENDING_RUN_EVENTS: usize = 16;
@@ -66,12 +66,18 @@ impl SessionEngine {
     ) -> IngestResult {
         let now = now_or(now_ms);
         let mut result = IngestResult::default();
-        let items = if Array::is_array(&input) { Array::from(&input) } else { Array::of1(&input) };
-        for (index, item) in items.iter().enumerate() {
-            match item.as_string() {
-                Some(text) => self.ingest_text(&text, now, &mut result),
-                None => result.not_text(index),
+        // One message per call is the common case: no array to build or walk.
+        if let Some(text) = text_of(&input) {
+            self.ingest_text(&text, now, &mut result);
+        } else if Array::is_array(&input) {
+            for (index, item) in Array::from(&input).iter().enumerate() {
+                match text_of(&item) {
+                    Some(text) => self.ingest_text(&text, now, &mut result),
+                    None => result.not_text(index),
+                }
             }
+        } else {
+            result.not_text(0);
         }
         result.set_changes(self.absorb_changes());
         result
