@@ -12,6 +12,11 @@ use stream_core::message::Outcome;
 use stream_core::{IngestReport, ResyncReason, RunEvent};
 use wasm_bindgen::prelude::*;
 
+/// A time argument from JS (ms since the epoch), the host's clock when absent.
+pub(crate) fn now_or(now_ms: Option<f64>) -> u64 {
+    now_ms.unwrap_or_else(js_sys::Date::now).max(0.0) as u64
+}
+
 /// Serialises any value as plain JS objects and numbers.
 pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
     // Our types always serialise; a failure would be a bug, reported as null.

@@ -11,7 +11,7 @@ use stream_core::changes::Changes;
 use stream_core::optimistic::SendOutcome;
 use wasm_bindgen::prelude::*;
 
-use crate::convert::{IngestResult, text_of, to_js};
+use crate::convert::{IngestResult, now_or, text_of, to_js};
 
 /// Run events kept for `ProcessingMap.applyRunEvents`.
 const MAX_PENDING_RUN_EVENTS: usize = 16;
@@ -29,10 +29,6 @@ pub struct SessionEngine {
     last: Option<Array>,
     /// Run events since `ProcessingMap.applyRunEvents` last took them.
     run_events: Vec<stream_core::RunEvent>,
-}
-
-fn now_or(now_ms: Option<f64>) -> u64 {
-    now_ms.unwrap_or_else(js_sys::Date::now).max(0.0) as u64
 }
 
 #[wasm_bindgen]

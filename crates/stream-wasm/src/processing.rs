@@ -5,7 +5,7 @@ use stream_core::frame::Running;
 use wasm_bindgen::prelude::*;
 
 use crate::SessionEngine;
-use crate::convert::{from_js, to_js};
+use crate::convert::{from_js, now_or, to_js};
 
 /// Which sessions are processing.
 #[wasm_bindgen]
@@ -13,10 +13,6 @@ pub struct ProcessingMap {
     inner: stream_core::ProcessingMap,
     /// The last `entries()` object, while nothing changed.
     last: Option<JsValue>,
-}
-
-fn now_or(now_ms: Option<f64>) -> u64 {
-    now_ms.unwrap_or_else(js_sys::Date::now).max(0.0) as u64
 }
 
 #[wasm_bindgen]
