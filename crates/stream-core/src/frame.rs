@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::message::{Message, Outcome, Role, Usage};
+use crate::message::{Message, Outcome, Role, Usage, with_usage_fields};
 use crate::state_hash::StateHash;
 
 /// The protocol version this crate speaks.
@@ -690,75 +690,63 @@ impl<'t> Envelope<'t> {
     }
 }
 
-/// Every field a sequenced frame can carry, read in one pass over the text.
-/// Which of them a frame must have depends on its `type`, and is checked when
-/// the typed body is built; fields of control frames are skipped here.
-#[derive(Deserialize)]
-struct WireFrame<'a> {
-    #[serde(rename = "type", borrow)]
-    frame_type: Cow<'a, str>,
-    #[serde(default, borrow)]
-    channel: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    epoch: Option<Cow<'a, str>>,
-    #[serde(default)]
-    seq: Option<u64>,
-    #[serde(default)]
-    message_id: Option<String>,
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    role: Option<Role>,
-    #[serde(default)]
-    created_at: Option<u64>,
-    #[serde(default)]
-    client_message_id: Option<String>,
-    #[serde(default)]
-    run_id: Option<String>,
-    #[serde(default)]
-    provider: Option<String>,
-    #[serde(default)]
-    started_at: Option<u64>,
-    #[serde(default)]
-    tool_call: Option<ToolCallSpec>,
-    #[serde(default)]
-    tool_call_id: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    output: Option<Value>,
-    #[serde(default)]
-    truncated: Option<bool>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    status: Option<Outcome>,
-    #[serde(default)]
-    finished_at: Option<u64>,
-    #[serde(default)]
-    aborted: Option<bool>,
-    #[serde(default)]
-    exit_code: Option<i32>,
-    #[serde(default)]
-    state_hash: Option<StateHash>,
-    #[serde(default)]
-    message_ids: Option<Vec<String>>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    tokens_used: Option<u64>,
-    #[serde(default)]
-    ctx_used: Option<u64>,
-    #[serde(default)]
-    ctx_max: Option<u64>,
-    #[serde(default)]
-    cache_tokens: Option<u64>,
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    metadata: Option<Value>,
+with_usage_fields! {
+    /// Every field a sequenced frame can carry, read in one pass over the text.
+    /// Which of them a frame must have depends on its `type`, and is checked when
+    /// the typed body is built; fields of control frames are skipped here.
+    #[derive(Deserialize)]
+    struct WireFrame<'a> {
+        #[serde(rename = "type", borrow)]
+        frame_type: Cow<'a, str>,
+        #[serde(default, borrow)]
+        channel: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        epoch: Option<Cow<'a, str>>,
+        #[serde(default)]
+        seq: Option<u64>,
+        #[serde(default)]
+        message_id: Option<String>,
+        #[serde(default)]
+        content: Option<String>,
+        #[serde(default)]
+        role: Option<Role>,
+        #[serde(default)]
+        created_at: Option<u64>,
+        #[serde(default)]
+        client_message_id: Option<String>,
+        #[serde(default)]
+        run_id: Option<String>,
+        #[serde(default)]
+        provider: Option<String>,
+        #[serde(default)]
+        started_at: Option<u64>,
+        #[serde(default)]
+        tool_call: Option<ToolCallSpec>,
+        #[serde(default)]
+        tool_call_id: Option<String>,
+        #[serde(default, deserialize_with = "present")]
+        output: Option<Value>,
+        #[serde(default)]
+        truncated: Option<bool>,
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        status: Option<Outcome>,
+        #[serde(default)]
+        finished_at: Option<u64>,
+        #[serde(default)]
+        aborted: Option<bool>,
+        #[serde(default)]
+        exit_code: Option<i32>,
+        #[serde(default)]
+        state_hash: Option<StateHash>,
+        #[serde(default)]
+        message_ids: Option<Vec<String>>,
+        #[serde(default)]
+        name: Option<String>,
+    }
 }
 
 /// Reads a field that may be JSON `null` as present (`Some(Value::Null)`),
@@ -768,18 +756,6 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<V
 }
 
 impl WireFrame<'_> {
-    fn usage(&mut self) -> Usage {
-        Usage {
-            tokens_used: self.tokens_used.take(),
-            ctx_used: self.ctx_used.take(),
-            ctx_max: self.ctx_max.take(),
-            cache_tokens: self.cache_tokens.take(),
-            reasoning_tokens: self.reasoning_tokens.take(),
-            model: self.model.take(),
-            metadata: self.metadata.take(),
-        }
-    }
-
     /// The typed body, for a sequenced type; `None` for any other type.
     fn take_body(&mut self) -> Result<Option<FrameBody>, FrameErrorKind> {
         let frame_type = self.frame_type.clone();

@@ -196,45 +196,75 @@ pub struct Message {
     pub error: Option<String>,
 }
 
-/// `Message` as it is on the wire, usage fields and all at one level. Reading
-/// through it avoids serde's buffering `flatten` deserializer, which is slow
-/// and would weigh on the WebAssembly build.
-#[derive(Deserialize)]
-struct FlatMessage {
-    id: String,
-    role: Role,
-    content: String,
-    status: MessageStatus,
-    #[serde(default)]
-    created_at: Option<u64>,
-    #[serde(default)]
-    finished_at: Option<u64>,
-    #[serde(default)]
-    client_message_id: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ToolCall>,
-    #[serde(default)]
-    tool_result: Option<ToolResult>,
-    #[serde(default)]
-    tokens_used: Option<u64>,
-    #[serde(default)]
-    ctx_used: Option<u64>,
-    #[serde(default)]
-    ctx_max: Option<u64>,
-    #[serde(default)]
-    cache_tokens: Option<u64>,
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    metadata: Option<Value>,
-    #[serde(default)]
-    error: Option<String>,
+/// Declares a wide struct that reads a wire object whose usage fields sit at
+/// its top level (serde's `flatten` would buffer the object, which is slow
+/// and weighs on the WebAssembly build), with `usage()` to take them out.
+/// The one list of the usage fields, for every such struct.
+macro_rules! with_usage_fields {
+    ($(#[$meta:meta])* struct $name:ident $(<$lifetime:lifetime>)? { $($fields:tt)* }) => {
+        $(#[$meta])*
+        struct $name $(<$lifetime>)? {
+            $($fields)*
+            #[serde(default)]
+            tokens_used: Option<u64>,
+            #[serde(default)]
+            ctx_used: Option<u64>,
+            #[serde(default)]
+            ctx_max: Option<u64>,
+            #[serde(default)]
+            cache_tokens: Option<u64>,
+            #[serde(default)]
+            reasoning_tokens: Option<u64>,
+            #[serde(default)]
+            model: Option<String>,
+            #[serde(default)]
+            metadata: Option<Value>,
+        }
+
+        impl $(<$lifetime>)? $name $(<$lifetime>)? {
+            /// Takes the usage fields out.
+            fn usage(&mut self) -> $crate::message::Usage {
+                $crate::message::Usage {
+                    tokens_used: self.tokens_used.take(),
+                    ctx_used: self.ctx_used.take(),
+                    ctx_max: self.ctx_max.take(),
+                    cache_tokens: self.cache_tokens.take(),
+                    reasoning_tokens: self.reasoning_tokens.take(),
+                    model: self.model.take(),
+                    metadata: self.metadata.take(),
+                }
+            }
+        }
+    };
+}
+pub(crate) use with_usage_fields;
+
+with_usage_fields! {
+    /// `Message` as it is on the wire, usage fields and all at one level.
+    #[derive(Deserialize)]
+    struct FlatMessage {
+        id: String,
+        role: Role,
+        content: String,
+        status: MessageStatus,
+        #[serde(default)]
+        created_at: Option<u64>,
+        #[serde(default)]
+        finished_at: Option<u64>,
+        #[serde(default)]
+        client_message_id: Option<String>,
+        #[serde(default)]
+        tool_calls: Vec<ToolCall>,
+        #[serde(default)]
+        tool_result: Option<ToolResult>,
+        #[serde(default)]
+        error: Option<String>,
+    }
 }
 
 impl From<FlatMessage> for Message {
-    fn from(flat: FlatMessage) -> Self {
+    fn from(mut flat: FlatMessage) -> Self {
+        let usage = flat.usage();
         Self {
             id: flat.id,
             role: flat.role,
@@ -245,15 +275,7 @@ impl From<FlatMessage> for Message {
             client_message_id: flat.client_message_id,
             tool_calls: flat.tool_calls,
             tool_result: flat.tool_result,
-            usage: Usage {
-                tokens_used: flat.tokens_used,
-                ctx_used: flat.ctx_used,
-                ctx_max: flat.ctx_max,
-                cache_tokens: flat.cache_tokens,
-                reasoning_tokens: flat.reasoning_tokens,
-                model: flat.model,
-                metadata: flat.metadata,
-            },
+            usage,
             error: flat.error,
         }
     }

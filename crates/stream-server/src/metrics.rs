@@ -64,7 +64,11 @@ impl Metrics {
         };
         registry.register("connections", "Open WebSocket connections", metrics.connections.clone());
         registry.register("subscriptions", "Channel subscriptions", metrics.subscriptions.clone());
-        registry.register("frames_sent", "Sequenced frames written to sockets", metrics.frames_sent.clone());
+        registry.register(
+            "frames_sent",
+            "Sequenced frames written to sockets (plus the one unsubscribed notice per subscriber of a deleted session, which shares their queue)",
+            metrics.frames_sent.clone(),
+        );
         registry.register("frames_committed", "Frames committed to the log", metrics.frames_committed.clone());
         registry.register("resumes", "Subscribes by verdict", metrics.resumes.clone());
         registry.register("commit_seconds", "Seconds per group commit", metrics.commit_seconds.clone());
