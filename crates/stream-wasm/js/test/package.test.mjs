@@ -28,6 +28,13 @@ test("out-of-order and duplicated frames apply once, in order", () => {
   assert.deepEqual(engine.cursor(), { epoch: "e1", seq: 3 });
 });
 
+test("text beyond ASCII crosses into the engine intact", () => {
+  const engine = new SessionEngine("s");
+  const text = "héllo ✓ 🦀 \u0000 end";
+  engine.ingest(delta(1, "a", text));
+  assert.equal(engine.messages()[0].content, text);
+});
+
 test("a rename is reported as a change of its own", () => {
   const engine = new SessionEngine("s");
   const renamed = engine.ingest(frame(1, { type: "renamed", name: "Plans" }));
