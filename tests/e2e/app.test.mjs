@@ -194,6 +194,44 @@ test("a double-click on send makes one message", async () => {
   await page.context().close();
 });
 
+test("Stop aborts the run: the reply ends cancelled, like the server's", async () => {
+  const page = await newPage();
+  const sessionId = await newSessionThroughTheUi(page, server.base);
+  await sendPrompt(page, "Stop me halfway");
+  await page.locator("article.assistant[data-status=streaming] .markdown").waitFor();
+  await page.getByRole("button", { name: "Stop" }).click();
+  await page.locator("article.assistant[data-status=cancelled]").last().getByText("Cancelled", { exact: true }).waitFor();
+  const snapshot = await expectSameAsServer(page, server.base, sessionId);
+  assert.equal(snapshot.messages.at(-1).status, "cancelled");
+  await page.getByRole("button", { name: "Send" }).waitFor();
+  await page.screenshot({ path: `${shots}/cancelled.png` });
+  await page.context().close();
+});
+
+test("a failed send is marked, and Retry sends it once with the same id", async () => {
+  const page = await newPage();
+  const sessionId = await newSessionThroughTheUi(page, server.base);
+  let refused = 0;
+  await page.route("**/v1/sessions/*/messages", (route) => {
+    refused += 1;
+    return refused === 1 ? route.abort("connectionrefused") : route.continue();
+  });
+  await sendPrompt(page, "Try again later");
+  const failed = page.locator("article.user[data-status=failed]");
+  await failed.getByText(/Not sent/).waitFor();
+  // Nothing runs after a refused send: no loader, a zero count.
+  await page.getByRole("tab", { name: "Running 0" }).waitFor();
+  assert.equal(await page.locator(`[data-session-id="${sessionId}"] .spinner`).count(), 0);
+  await page.screenshot({ path: `${shots}/send-failed.png` });
+  const localId = await page.evaluate((id) => window.streamClient.snapshot(id).messages[0].client_message_id, sessionId);
+  await failed.getByRole("button", { name: "Retry" }).click();
+  const snapshot = await expectSameAsServer(page, server.base, sessionId);
+  const users = snapshot.messages.filter((m) => m.role === "user");
+  assert.deepEqual(users.map((m) => [m.content, m.client_message_id]), [["Try again later", localId]]);
+  assert.equal(refused, 2);
+  await page.context().close();
+});
+
 test("sessions are renamed, filtered, shown as running, and deleted from the sidebar", async () => {
   const page = await newPage();
   const sessionId = await newSessionThroughTheUi(page, server.base);

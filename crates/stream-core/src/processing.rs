@@ -104,6 +104,15 @@ impl ProcessingMap {
         }
     }
 
+    /// This client's start failed (its send was refused): the local mark goes.
+    /// A run the server reported stays.
+    pub fn clear_local(&mut self, session_id: &str) {
+        if matches!(self.entries.get(session_id), Some(RunningEntry::Local { .. })) {
+            self.entries.remove(session_id);
+            self.changed = true;
+        }
+    }
+
     /// Feeds a run event from a session engine's report.
     pub fn apply_event(&mut self, session_id: &str, event: &RunEvent) {
         match event {
@@ -240,6 +249,18 @@ mod tests {
         assert_eq!(ids(&map), vec!["s2"]);
         map.expire_local(1_000);
         assert!(ids(&map).is_empty());
+    }
+
+    #[test]
+    fn a_failed_start_clears_its_local_mark_but_never_a_reported_run() {
+        let mut map = ProcessingMap::default();
+        map.mark_local("mine", 0);
+        map.run_started("theirs", "r1", "demo", 1, 1);
+        map.take_changed();
+        map.clear_local("mine");
+        map.clear_local("theirs");
+        assert!(map.take_changed());
+        assert_eq!(map.entries().keys().collect::<Vec<_>>(), vec!["theirs"]);
     }
 
     #[test]

@@ -57,6 +57,12 @@ impl ProcessingMap {
         }
     }
 
+    /// Drops the local mark of a session whose send failed.
+    #[wasm_bindgen(js_name = clearLocal)]
+    pub fn clear_local(&mut self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) {
+        self.inner.clear_local(session_id);
+    }
+
     /// Drops local marks past the grace period.
     #[wasm_bindgen(js_name = expireLocal)]
     pub fn expire_local(&mut self, #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>) {

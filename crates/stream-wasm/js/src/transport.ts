@@ -186,6 +186,8 @@ export class StreamClient {
       if (!response.ok) throw new Error(await errorMessage(response));
     } catch (error) {
       channel.engine.markSendFailed(clientMessageId, error instanceof Error ? error.message : String(error));
+      this.running.clearLocal(sessionId);
+      this.runningChanged();
       this.touch(channel);
     }
     return clientMessageId;

@@ -96,6 +96,7 @@ test("a failed POST marks the message failed and a retry keeps its id", async ()
     const unwatch = client.watch("t2", () => {});
     await client.send("t2", "hi", "c9");
     await until(client, "t2", (s) => s.messages.some((m) => m.id === "c9" && m.status === "failed"));
+    assert.equal(client.runningSessions().t2, undefined, "a refused send leaves nothing running");
     await client.send("t2", "hi", "c9");
     await until(client, "t2", (s) => s.messages.length >= 2 && s.messages[0].client_message_id === "c9" && s.run === null);
     const snapshot = await restSnapshot(server.base, "t2");
