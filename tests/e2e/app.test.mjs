@@ -5,6 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
 import { chromium } from "playwright-core";
 import { startServer } from "../support/server.mjs";
 
@@ -75,23 +76,31 @@ function pageMessages(page, sessionId) {
 }
 
 /**
- * Waits until the page holds exactly the server's messages, then checks the
- * assistant text on screen equals the server's: no chunk missing or doubled.
+ * Waits until no run is going and the page holds exactly the server's
+ * messages (both read again each round, so a send still in flight cannot
+ * freeze the comparison), then checks the assistant text on screen equals the
+ * server's: no chunk missing or doubled.
  */
-async function expectSameAsServer(page, base, sessionId) {
-  await waitForServerIdle(base, sessionId);
-  const snapshot = await restSnapshot(base, sessionId);
-  await page.waitForFunction(
-    ([id, expected]) => JSON.stringify(window.streamClient.snapshot(id).messages.map((m) => [m.id, m.status, m.content.length])) === expected,
-    [sessionId, JSON.stringify(snapshot.messages.map((m) => [m.id, m.status, m.content.length]))],
-    { timeout: 20_000 },
-  );
-  assert.deepEqual(await pageMessages(page, sessionId), snapshot.messages);
-  // textContent: off-screen messages skip rendering (content-visibility), so innerText is empty there.
-  const shown = await page.locator("article.assistant .markdown").allTextContents();
-  const expected = snapshot.messages.filter((m) => m.role === "assistant" && m.content).map((m) => m.content.trim());
-  assert.deepEqual(shown.map(normalize), expected.map(normalize));
-  return snapshot;
+async function expectSameAsServer(page, base, sessionId, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await waitForServerIdle(base, sessionId);
+    const snapshot = await restSnapshot(base, sessionId);
+    const held = await pageMessages(page, sessionId);
+    if (isDeepStrictEqual(held, snapshot.messages) || Date.now() > deadline) {
+      assert.deepEqual(held, snapshot.messages);
+      // textContent: off-screen messages skip rendering (content-visibility), so innerText is empty there.
+      await page.waitForFunction(
+        (count) => document.querySelectorAll("article.assistant .markdown").length === count,
+        snapshot.messages.filter((m) => m.role === "assistant" && m.content).length,
+      );
+      const shown = await page.locator("article.assistant .markdown").allTextContents();
+      const expected = snapshot.messages.filter((m) => m.role === "assistant" && m.content).map((m) => m.content);
+      assert.deepEqual(shown.map(normalize), expected.map(normalize));
+      return snapshot;
+    }
+    await new Promise((done) => setTimeout(done, 100));
+  }
 }
 
 function normalize(text) {
