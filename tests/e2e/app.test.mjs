@@ -306,6 +306,15 @@ test("a 1,000-message session streams while scrolled up; long tasks are measured
       new PerformanceObserver((list) => {
         for (const entry of list.getEntries()) window.longTasks.push(entry.duration);
       }).observe({ type: "longtask" });
+      // The gaps between painted frames, for what the reader feels.
+      window.frameGaps = [];
+      let last = performance.now();
+      const tick = (now) => {
+        window.frameGaps.push(now - last);
+        last = now;
+        if (!window.stopFrames) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
     });
     const scrolledTo = await page.locator(".messages").evaluate((element) => element.scrollTop);
     await sendPrompt(page, "Stream while I read");
@@ -319,6 +328,7 @@ test("a 1,000-message session streams while scrolled up; long tasks are measured
     assert.equal(await page.locator(".messages").evaluate((element) => element.scrollTop), scrolledTo);
     await page.screenshot({ path: `${shots}/long-session.png` });
     const durations = (await page.evaluate(() => window.longTasks)).sort((a, b) => a - b);
+    const gaps = (await page.evaluate(() => ((window.stopFrames = true), window.frameGaps))).sort((a, b) => a - b);
     const report = {
       messages: snapshot.messages.length,
       streamed_ms: streamedMs,
@@ -326,6 +336,9 @@ test("a 1,000-message session streams while scrolled up; long tasks are measured
       median_ms: percentile(durations, 0.5),
       p95_ms: percentile(durations, 0.95),
       max_ms: durations.at(-1) ?? 0,
+      frames: gaps.length,
+      frame_gap_median_ms: percentile(gaps, 0.5),
+      frame_gap_p95_ms: percentile(gaps, 0.95),
     };
     writeFileSync(`${shots}/long-tasks.json`, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`long tasks while streaming into ${report.messages} messages: ${JSON.stringify(report)}`);
