@@ -8,13 +8,12 @@ import { MessageList } from "./MessageList";
 
 export function ChatPane(props: { sessionId: string; onNamed: () => Promise<void> }) {
   const stream = useSessionStream(props.sessionId);
-  const { name } = stream;
+  const { name, send } = stream;
   const { onNamed } = props;
   // A rename (from any tab) arrives as a frame; the sidebar list follows.
   useEffect(() => {
     if (name) void onNamed();
   }, [name, onNamed]);
-  const { send } = stream;
   // Stable across renders: every message view is memoised on its props.
   const retry = useCallback((content: string, id: string) => void send(content, id), [send]);
   const pending = stream.messages.length > 0 && stream.messages[stream.messages.length - 1].status === "pending";
