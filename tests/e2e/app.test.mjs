@@ -76,27 +76,33 @@ function pageMessages(page, sessionId) {
 }
 
 /**
- * Waits until no run is going and the page holds exactly the server's
- * messages (both read again each round, so a send still in flight cannot
- * freeze the comparison), then checks the assistant text on screen equals the
+ * Waits until the server's session has no run going and the page holds
+ * exactly its messages (both read again each round, so a send still in
+ * flight cannot freeze the comparison), then checks the assistant text on screen equals the
  * server's: no chunk missing or doubled.
  */
 async function expectSameAsServer(page, base, sessionId, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    await waitForServerIdle(base, sessionId);
+    // The snapshot's own `run` says whether it is final: the running list is
+    // a separate read, and a send may land between the two.
     const snapshot = await restSnapshot(base, sessionId);
     const held = await pageMessages(page, sessionId);
-    if (isDeepStrictEqual(held, snapshot.messages) || Date.now() > deadline) {
+    const settled = snapshot.run === null && isDeepStrictEqual(held, snapshot.messages);
+    if (settled || Date.now() > deadline) {
+      assert.equal(snapshot.run, null, "the run never finished");
       assert.deepEqual(held, snapshot.messages);
-      // textContent: off-screen messages skip rendering (content-visibility), so innerText is empty there.
-      await page.waitForFunction(
-        (count) => document.querySelectorAll("article.assistant .markdown").length === count,
-        snapshot.messages.filter((m) => m.role === "assistant" && m.content).length,
-      );
-      const shown = await page.locator("article.assistant .markdown").allTextContents();
-      const expected = snapshot.messages.filter((m) => m.role === "assistant" && m.content).map((m) => m.content);
-      assert.deepEqual(shown.map(normalize), expected.map(normalize));
+      // What the reader sees: each assistant text once, whole. textContent,
+      // since off-screen messages skip rendering (content-visibility) and
+      // have no innerText. The page paints on its next frame: a few tries.
+      const expected = snapshot.messages.filter((m) => m.role === "assistant" && m.content).map((m) => normalize(m.content));
+      let shown = [];
+      for (let attempt = 0; attempt < 50; attempt += 1) {
+        shown = (await page.locator("article.assistant .markdown").allTextContents()).map(normalize);
+        if (isDeepStrictEqual(shown, expected)) break;
+        await new Promise((done) => setTimeout(done, 100));
+      }
+      assert.deepEqual(shown, expected);
       return snapshot;
     }
     await new Promise((done) => setTimeout(done, 100));
