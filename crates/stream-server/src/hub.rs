@@ -137,6 +137,72 @@ pub enum Attach {
     Deleted,
 }
 
+/// A subscriber's catch-up after its cursor, one page per step: from the log
+/// while the memory ring no longer holds those frames, then the ring's frames
+/// once the outbox is attached; live frames follow in the outbox. The socket
+/// loop only writes what it is handed.
+pub struct CatchUp {
+    session: Arc<Session>,
+    outbox: Arc<Outbox>,
+    cursor: u64,
+    /// The ring's frames still to hand out, once attached.
+    attached: Option<std::vec::IntoIter<Arc<str>>>,
+    from_log: bool,
+}
+
+/// One step of a [`CatchUp`].
+pub enum CatchUpStep {
+    /// Frames to send, in order; at most [`LOG_PAGE_FRAMES`].
+    Page(Vec<Arc<str>>),
+    /// Caught up and attached; `from_log` when part of it came from the log.
+    Live {
+        /// Whether the log was read.
+        from_log: bool,
+    },
+    /// The session was deleted meanwhile.
+    Deleted,
+}
+
+impl CatchUp {
+    /// A catch-up of `outbox` after `after_seq`.
+    pub fn new(session: Arc<Session>, outbox: Arc<Outbox>, after_seq: u64) -> Self {
+        Self { session, outbox, cursor: after_seq, attached: None, from_log: false }
+    }
+
+    /// The next step.
+    pub async fn next(&mut self, store: &Store) -> Result<CatchUpStep, StoreError> {
+        loop {
+            if let Some(rest) = &mut self.attached {
+                // Catch-up goes in large batches: fewer messages, less per-message cost.
+                let page: Vec<Arc<str>> = rest.by_ref().take(LOG_PAGE_FRAMES).collect();
+                return Ok(if page.is_empty() {
+                    CatchUpStep::Live { from_log: self.from_log }
+                } else {
+                    CatchUpStep::Page(page)
+                });
+            }
+            match self.session.attach_after(&self.outbox, self.cursor) {
+                Attach::Attached(frames) => self.attached = Some(frames.into_iter()),
+                Attach::Deleted => return Ok(CatchUpStep::Deleted),
+                // The ring is tried again once the log has been read up to `head`.
+                Attach::FromLog { head } => {
+                    self.from_log = true;
+                    let page = store.frames_after(self.session.id(), self.cursor, LOG_PAGE_FRAMES).await?;
+                    let Some(&(last, _)) = page.last() else {
+                        return Err(StoreError::MissingFrames {
+                            session: self.session.id().to_owned(),
+                            after: self.cursor,
+                            head,
+                        });
+                    };
+                    self.cursor = last;
+                    return Ok(CatchUpStep::Page(page.into_iter().map(|(_, text)| text).collect()));
+                }
+            }
+        }
+    }
+}
+
 impl Session {
     /// The session's id.
     pub fn id(&self) -> &str {

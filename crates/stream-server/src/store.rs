@@ -29,6 +29,16 @@ pub enum StoreError {
     /// A blocking read task failed.
     #[error("a database read was interrupted")]
     ReadInterrupted,
+    /// The log lacks frames the session's head says exist.
+    #[error("the log holds no frames after seq {after} of session {session}, whose head is {head}")]
+    MissingFrames {
+        /// The session.
+        session: String,
+        /// The last seq read.
+        after: u64,
+        /// The session's head.
+        head: u64,
+    },
 }
 
 /// A session's row.

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::AppState;
 use crate::config::{MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WEBSOCKET_MESSAGE_BYTES};
-use crate::hub::{Attach, LOG_PAGE_FRAMES, Outbox, empty_snapshot_text, protocol_error_text, subscribed_text};
+use crate::hub::{CatchUp, CatchUpStep, Outbox, empty_snapshot_text, protocol_error_text, subscribed_text};
 
 /// Most queued texts sent in one WebSocket message.
 const MAX_BATCH: usize = 256;
@@ -217,50 +217,30 @@ impl Connection {
             }
             Verdict::Replay { after_seq, head } => {
                 self.send(sink, subscribed_text(&channel, Some(session.epoch()), head, SubscribeMode::Replay)).await?;
-                let mut cursor = after_seq;
-                let mut from_log = false;
+                let mut catch_up = CatchUp::new(session, Arc::clone(&self.outbox), after_seq);
                 loop {
-                    match session.attach_after(&self.outbox, cursor) {
-                        Attach::Attached(frames) => {
-                            // Catch-up goes in large batches: fewer messages, less per-message cost.
-                            for chunk in frames.chunks(LOG_PAGE_FRAMES) {
-                                self.state.metrics.frames_sent.inc_by(chunk.len() as u64);
-                                self.send(sink, batch_text(chunk)).await?;
-                            }
-                            break;
+                    match catch_up.next(hub.store()).await {
+                        Ok(CatchUpStep::Page(texts)) => {
+                            self.state.metrics.frames_sent.inc_by(texts.len() as u64);
+                            self.send(sink, batch_text(&texts)).await?;
                         }
-                        Attach::Deleted => {
+                        Ok(CatchUpStep::Live { from_log }) => {
+                            hub.metrics().resume(if from_log { "replay_log" } else { "replay_memory" });
+                            return Ok(());
+                        }
+                        Ok(CatchUpStep::Deleted) => {
                             self.subscriptions.remove(&channel);
                             let notice = Unsubscribed { channel: channel.clone(), reason: "deleted".into() };
                             return self.send(sink, encode(&ControlFrame::Unsubscribed(notice))).await;
                         }
-                        Attach::FromLog { head } => {
-                            from_log = true;
-                            while cursor < head {
-                                let page = match hub.store().frames_after(&channel, cursor, LOG_PAGE_FRAMES).await {
-                                    Ok(page) if !page.is_empty() => page,
-                                    _ => {
-                                        self.subscriptions.remove(&channel);
-                                        return self
-                                            .refuse(
-                                                sink,
-                                                "storage_unavailable",
-                                                "the log cannot be read now; retry",
-                                                Some(&channel),
-                                            )
-                                            .await;
-                                    }
-                                };
-                                cursor = page.last().map_or(cursor, |(seq, _)| *seq);
-                                let texts: Vec<Arc<str>> = page.into_iter().map(|(_, text)| text).collect();
-                                self.state.metrics.frames_sent.inc_by(texts.len() as u64);
-                                self.send(sink, batch_text(&texts)).await?;
-                            }
+                        Err(error) => {
+                            tracing::error!(%error, "catch-up failed on storage");
+                            self.subscriptions.remove(&channel);
+                            let message = "the log cannot be read now; retry";
+                            return self.refuse(sink, "storage_unavailable", message, Some(&channel)).await;
                         }
                     }
                 }
-                hub.metrics().resume(if from_log { "replay_log" } else { "replay_memory" });
-                Ok(())
             }
         }
     }
