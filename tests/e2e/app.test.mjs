@@ -121,6 +121,15 @@ async function newSessionThroughTheUi(page, base) {
   return decodeURIComponent(new URL(page.url()).hash.slice("#/s/".length));
 }
 
+/** A new session with a prompt sent, once its reply is streaming on screen. */
+async function streamingSession(prompt) {
+  const page = await newPage();
+  const sessionId = await newSessionThroughTheUi(page, server.base);
+  await sendPrompt(page, prompt);
+  await page.locator("article.assistant[data-status=streaming] .markdown").waitFor();
+  return { page, sessionId };
+}
+
 test("a prompt streams a reply that completes and equals the server's session", async () => {
   const page = await newPage();
   const sessionId = await newSessionThroughTheUi(page, server.base);
@@ -144,10 +153,7 @@ test("a prompt streams a reply that completes and equals the server's session", 
 });
 
 test("a reload mid-run shows the run at once and resumes without a doubled or missing chunk", async () => {
-  const page = await newPage();
-  const sessionId = await newSessionThroughTheUi(page, server.base);
-  await sendPrompt(page, "Explain resumable streams");
-  await page.locator("article.assistant[data-status=streaming] .markdown").waitFor();
+  const { page, sessionId } = await streamingSession("Explain resumable streams");
   const reloaded = Date.now();
   await page.reload();
   // The sidebar's loader and the header's status come from the first REST
@@ -166,10 +172,7 @@ test("a reload mid-run shows the run at once and resumes without a doubled or mi
 });
 
 test("when the server drops every socket mid-run the page reconnects, resumes and ends the same", async () => {
-  const page = await newPage();
-  const sessionId = await newSessionThroughTheUi(page, server.base);
-  await sendPrompt(page, "Survive a cut");
-  await page.locator("article.assistant[data-status=streaming] .markdown").waitFor();
+  const { page, sessionId } = await streamingSession("Survive a cut");
   const cut = await fetch(`${server.base}/v1/test/drop-connections`, { method: "POST" });
   assert.equal(cut.status, 204);
   await page.locator(".connection[data-state=reconnecting]").waitFor({ timeout: 5_000 });
@@ -210,10 +213,7 @@ test("a double-click on send makes one message", async () => {
 });
 
 test("Stop aborts the run: the reply ends cancelled, like the server's", async () => {
-  const page = await newPage();
-  const sessionId = await newSessionThroughTheUi(page, server.base);
-  await sendPrompt(page, "Stop me halfway");
-  await page.locator("article.assistant[data-status=streaming] .markdown").waitFor();
+  const { page, sessionId } = await streamingSession("Stop me halfway");
   await page.getByRole("button", { name: "Stop" }).click();
   await page.locator("article.assistant[data-status=cancelled]").last().getByText("Cancelled", { exact: true }).waitFor();
   const snapshot = await expectSameAsServer(page, server.base, sessionId);
