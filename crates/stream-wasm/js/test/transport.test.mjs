@@ -49,10 +49,23 @@ async function restSnapshot(base, sessionId) {
   return (await fetch(`${base}/v1/sessions/${sessionId}`)).json();
 }
 
-test("streams a run, survives a dropped socket, and ends with the server's hash", async () => {
-  const server = await startServer({ args: ["--demo-delta-ms", "2", "--demo-reply-words", "400"] });
-  const client = new StreamClient({ baseUrl: server.base, WebSocket: TrackedWebSocket, backoffMs: 50 });
+/**
+ * Runs `body(client, server)` against a fresh server process, then closes the
+ * client and stops the server whatever happened.
+ */
+async function withClient({ args = [], ...clientOptions }, body) {
+  const server = await startServer({ args });
+  const client = new StreamClient({ baseUrl: server.base, WebSocket: TrackedWebSocket, ...clientOptions });
   try {
+    await body(client, server);
+  } finally {
+    client.close();
+    await server.stop();
+  }
+}
+
+test("streams a run, survives a dropped socket, and ends with the server's hash", () =>
+  withClient({ args: ["--demo-delta-ms", "2", "--demo-reply-words", "400"], backoffMs: 50 }, async (client, server) => {
     const sessionId = "t1";
     const unwatch = client.watch(sessionId, () => {});
     await untilConnection(client, "open");
@@ -75,14 +88,9 @@ test("streams a run, survives a dropped socket, and ends with the server's hash"
     const running = client.runningSessions();
     assert.equal(running[sessionId], undefined, "the finished session is not running");
     unwatch();
-  } finally {
-    client.close();
-    await server.stop();
-  }
-});
+  }));
 
-test("a failed POST marks the message failed and a retry keeps its id", async () => {
-  const server = await startServer();
+test("a failed POST marks the message failed and a retry keeps its id", () => {
   let failNext = true;
   const flakyFetch = (url, init) => {
     if (failNext && init?.method === "POST") {
@@ -91,8 +99,7 @@ test("a failed POST marks the message failed and a retry keeps its id", async ()
     }
     return fetch(url, init);
   };
-  const client = new StreamClient({ baseUrl: server.base, WebSocket: TrackedWebSocket, fetch: flakyFetch });
-  try {
+  return withClient({ fetch: flakyFetch }, async (client, server) => {
     const unwatch = client.watch("t2", () => {});
     await client.send("t2", "hi", "c9");
     await until(client, "t2", (s) => s.messages.some((m) => m.id === "c9" && m.status === "failed"));
@@ -102,16 +109,11 @@ test("a failed POST marks the message failed and a retry keeps its id", async ()
     const snapshot = await restSnapshot(server.base, "t2");
     assert.equal(snapshot.messages.filter((m) => m.role === "user").length, 1);
     unwatch();
-  } finally {
-    client.close();
-    await server.stop();
-  }
+  });
 });
 
-test("sessions are created, listed, renamed and deleted through the client", async () => {
-  const server = await startServer();
-  const client = new StreamClient({ baseUrl: server.base, WebSocket: TrackedWebSocket });
-  try {
+test("sessions are created, listed, renamed and deleted through the client", () =>
+  withClient({}, async (client) => {
     const created = await client.createSession("Draft");
     assert.equal(created.name, "Draft");
     const unwatch = client.watch(created.session_id, () => {});
@@ -126,8 +128,4 @@ test("sessions are created, listed, renamed and deleted through the client", asy
     await client.deleteSession(created.session_id);
     assert.deepEqual(await client.listSessions(), []);
     await assert.rejects(client.deleteSession(created.session_id), /no session/);
-  } finally {
-    client.close();
-    await server.stop();
-  }
-});
+  }));
