@@ -1,7 +1,8 @@
-// The sidebar's session list: `GET /v1/sessions`, fetched again after every
-// change this page makes and whenever the running map changes (a run started
-// elsewhere may have created a session).
-import { useCallback, useEffect, useState } from "react";
+// The sidebar's session list: `GET /v1/sessions`, fetched once, again after
+// every change this page makes, and when the running map names a session the
+// list lacks (a run started elsewhere created it); other running changes need
+// no fetch, since the sidebar reads the running map itself.
+import { useCallback, useEffect, useMemo, useState } from "react";
 import type { SessionSummary } from "agent-stream";
 import { useRunningSessions, useStreamClient } from "agent-stream/react";
 
@@ -30,6 +31,16 @@ export function useSessionList(): SessionList {
   }, [client]);
   useEffect(() => {
     void refresh();
-  }, [refresh, running]);
+  }, [refresh]);
+  const unlisted = useMemo(() => {
+    const listed = new Set(sessions.map((session) => session.session_id));
+    return Object.keys(running)
+      .filter((id) => !listed.has(id))
+      .sort()
+      .join("\n");
+  }, [sessions, running]);
+  useEffect(() => {
+    if (unlisted) void refresh();
+  }, [refresh, unlisted]);
   return { sessions, loaded, error, refresh };
 }

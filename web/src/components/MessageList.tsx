@@ -12,8 +12,7 @@ export function MessageList(props: { messages: Message[]; onRetry: (content: str
   const { messages } = props;
   const scroller = useRef<HTMLDivElement>(null);
   const [following, setFollowing] = useState(true);
-  const results = useMemo(() => toolResults(messages), [messages]);
-  const answered = useMemo(() => new Set(messages.flatMap((m) => m.tool_calls.map((call) => call.id))), [messages]);
+  const { results, calls } = useMemo(() => toolIndex(messages), [messages]);
 
   useLayoutEffect(() => {
     const element = scroller.current;
@@ -31,7 +30,7 @@ export function MessageList(props: { messages: Message[]; onRetry: (content: str
       <div className="messages" ref={scroller} onScroll={onScroll} role="log" aria-label="Messages" aria-live="off">
         {messages.length === 0 && <p className="notice">No messages yet. Say hello below.</p>}
         {messages.map((message) =>
-          message.role === "tool" && message.tool_result && answered.has(message.tool_result.tool_call_id) ? null : (
+          message.role === "tool" && message.tool_result && calls.has(message.tool_result.tool_call_id) ? null : (
             <MessageView
               key={message.id}
               message={message}
@@ -52,11 +51,14 @@ export function MessageList(props: { messages: Message[]; onRetry: (content: str
 
 const NO_RESULTS: (Message | undefined)[] = [];
 
-/** The tool message answering each call, by call id. */
-function toolResults(messages: Message[]): Map<string, Message> {
-  const byCall = new Map<string, Message>();
+/** In one pass: the tool message answering each call (by call id), and the
+ *  ids of the calls in the list (their results show inside their cards). */
+function toolIndex(messages: Message[]): { results: Map<string, Message>; calls: Set<string> } {
+  const results = new Map<string, Message>();
+  const calls = new Set<string>();
   for (const message of messages) {
-    if (message.tool_result) byCall.set(message.tool_result.tool_call_id, message);
+    if (message.tool_result) results.set(message.tool_result.tool_call_id, message);
+    for (const call of message.tool_calls) calls.add(call.id);
   }
-  return byCall;
+  return { results, calls };
 }
