@@ -11,7 +11,7 @@ use stream_core::changes::Changes;
 use stream_core::optimistic::SendOutcome;
 use wasm_bindgen::prelude::*;
 
-use crate::convert::{IngestResult, now_or, text_of, to_js};
+use crate::convert::{IngestResult, now_or, to_js, with_text};
 
 /// Run events kept for `ProcessingMap.applyRunEvents`.
 const MAX_PENDING_RUN_EVENTS: usize = 16;
@@ -63,17 +63,18 @@ impl SessionEngine {
         let now = now_or(now_ms);
         let mut result = IngestResult::default();
         // One message per call is the common case: no array to build or walk.
-        if let Some(text) = text_of(&input) {
-            self.ingest_text(&text, now, &mut result);
-        } else if Array::is_array(&input) {
-            for (index, item) in Array::from(&input).iter().enumerate() {
-                match text_of(&item) {
-                    Some(text) => self.ingest_text(&text, now, &mut result),
-                    None => result.not_text(index),
+        let single = with_text(&input, |text| self.ingest_text(text, now, &mut result));
+        if single.is_none() {
+            match input.dyn_ref::<Array>() {
+                Some(messages) => {
+                    for (index, item) in messages.iter().enumerate() {
+                        if with_text(&item, |text| self.ingest_text(text, now, &mut result)).is_none() {
+                            result.not_text(index);
+                        }
+                    }
                 }
+                None => result.not_text(0),
             }
-        } else {
-            result.not_text(0);
         }
         result.set_changes(self.absorb_changes());
         result

@@ -28,11 +28,19 @@ test("out-of-order and duplicated frames apply once, in order", () => {
   assert.deepEqual(engine.cursor(), { epoch: "e1", seq: 3 });
 });
 
-test("text beyond ASCII crosses into the engine intact", () => {
+test("text crosses into the engine intact, whatever came before it", () => {
   const engine = new SessionEngine("s");
   const text = "héllo ✓ 🦀 \u0000 end";
   engine.ingest(delta(1, "a", text));
   assert.equal(engine.messages()[0].content, text);
+  // The engine reuses one buffer for the text of each message, and lets a
+  // big one go: a long message, then a short one, must not leave bytes behind.
+  const long = "✓".repeat(100_000);
+  engine.ingest(delta(2, "b", long));
+  engine.ingest(delta(3, "c", "z"));
+  const [, b, c] = engine.messages();
+  assert.ok(b.content === long, "the long text arrived whole");
+  assert.equal(c.content, "z");
 });
 
 test("a rename is reported as a change of its own", () => {
