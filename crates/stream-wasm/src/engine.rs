@@ -63,12 +63,11 @@ impl SessionEngine {
         let now = now_or(now_ms);
         let mut result = IngestResult::default();
         // One message per call is the common case: no array to build or walk.
-        let single = with_text(&input, |text| self.ingest_text(text, now, &mut result));
-        if single.is_none() {
+        if !self.ingest_message(&input, now, &mut result) {
             match input.dyn_ref::<Array>() {
                 Some(messages) => {
                     for (index, item) in messages.iter().enumerate() {
-                        if with_text(&item, |text| self.ingest_text(text, now, &mut result)).is_none() {
+                        if !self.ingest_message(&item, now, &mut result) {
                             result.not_text(index);
                         }
                     }
@@ -229,10 +228,14 @@ impl SessionEngine {
         std::mem::take(&mut self.run_events)
     }
 
-    fn ingest_text(&mut self, text: &str, now: u64, result: &mut IngestResult) {
-        let report = self.inner.ingest(text, now);
-        result.absorb(&report);
-        self.keep_run_events(report.run_events);
+    /// Ingests one WebSocket text message; false when `message` is not a string.
+    fn ingest_message(&mut self, message: &JsValue, now: u64, result: &mut IngestResult) -> bool {
+        with_text(message, |text| {
+            let report = self.inner.ingest(text, now);
+            result.absorb(&report);
+            self.keep_run_events(report.run_events);
+        })
+        .is_some()
     }
 
     fn keep_run_events(&mut self, events: Vec<stream_core::RunEvent>) {
