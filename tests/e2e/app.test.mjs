@@ -5,6 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { isDeepStrictEqual } from "node:util";
 import { chromium } from "playwright-core";
 import { startServer } from "../support/server.mjs";
@@ -20,6 +21,8 @@ const launchFlags = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  // A name that resolves to this machine, as a DNS-rebinding attacker's does.
+  "--host-resolver-rules=MAP rebind.test 127.0.0.1",
 ];
 /** The demo's pace: slow enough to act mid-run, fast enough for CI. */
 const demoArgs = ["--test-hooks", "--demo-delta-ms", "20", "--demo-reply-words", "200"];
@@ -351,6 +354,81 @@ test("a 1,000-message session streams while scrolled up; long tasks are measured
     await page.context().close();
   } finally {
     await paced.stop();
+  }
+});
+
+/**
+ * Run in a page: what that page can learn of a session, over the WebSocket
+ * (hello, then the snapshot it subscribes to) and by a REST read.
+ */
+async function probeSession({ base, sessionId }) {
+  const learned = { hello: false, snapshot: null, read: null };
+  await new Promise((done) => {
+    const socket = new WebSocket(`${base.replace(/^http/, "ws")}/v1/ws`);
+    const timer = setTimeout(() => socket.close(), 5_000);
+    socket.onmessage = (event) => {
+      const parsed = JSON.parse(event.data);
+      for (const frame of Array.isArray(parsed) ? parsed : [parsed]) {
+        if (frame.type === "hello") {
+          learned.hello = true;
+          socket.send(JSON.stringify({ type: "subscribe", channel: sessionId }));
+        }
+        if (frame.type === "snapshot") {
+          learned.snapshot = event.data;
+          socket.close();
+        }
+      }
+    };
+    socket.onclose = () => {
+      clearTimeout(timer);
+      done();
+    };
+  });
+  try {
+    const response = await fetch(`${base}/v1/sessions/${sessionId}`);
+    learned.read = { status: response.status, text: await response.text() };
+  } catch (error) {
+    learned.read = { blocked: String(error) };
+  }
+  return learned;
+}
+
+test("a page of another origin, or behind a rebound name, cannot read a session", async () => {
+  const sessionId = `private-${Date.now()}`;
+  const secret = "the key I pasted: hunter2";
+  const sent = await fetch(`${server.base}/v1/sessions/${sessionId}/messages`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ client_message_id: "c1", content: secret }),
+  });
+  assert.equal(sent.status, 202);
+  const elsewhere = createServer((_, response) => response.end("<!doctype html><title>elsewhere</title>"));
+  await new Promise((done) => elsewhere.listen(0, "127.0.0.1", done));
+  const context = await browser.newContext();
+  try {
+    const page = await newPage(context);
+    // The control: the server's own page reads it, so the probe can see a leak.
+    await page.goto(`${server.base}/`);
+    const own = await page.evaluate(probeSession, { base: server.base, sessionId });
+    assert.ok(own.hello && own.snapshot?.includes(secret), JSON.stringify(own));
+    assert.equal(own.read.status, 200);
+
+    await page.goto(`http://127.0.0.1:${elsewhere.address().port}/`);
+    const foreign = await page.evaluate(probeSession, { base: server.base, sessionId });
+    assert.deepEqual([foreign.hello, foreign.snapshot], [false, null], "the socket of a foreign page is refused");
+    assert.ok(foreign.read.blocked, `CORS keeps the REST answer from the page: ${JSON.stringify(foreign.read)}`);
+
+    // After rebinding, the attacker's name points here and the page is "same-origin".
+    const rebound = `http://rebind.test:${new URL(server.base).port}`;
+    const landing = await page.goto(`${rebound}/`);
+    assert.equal(landing.status(), 403);
+    const rebinding = await page.evaluate(probeSession, { base: rebound, sessionId });
+    assert.deepEqual([rebinding.hello, rebinding.snapshot], [false, null]);
+    assert.equal(rebinding.read.status, 403);
+    assert.ok(!rebinding.read.text.includes(secret));
+  } finally {
+    await context.close();
+    elsewhere.close();
   }
 });
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::Parser;
 
@@ -35,13 +36,20 @@ pub struct Config {
     /// Log filter, as for `tracing` (e.g. `info`, `stream_server=debug`).
     #[arg(long, env = "STREAM_LOG", default_value = "info")]
     pub log: String,
-    /// Origins allowed by CORS, comma-separated; none means same-origin only.
+    /// Browser origins allowed besides the server's own, comma-separated
+    /// (e.g. `http://localhost:5173`): by CORS, on the WebSocket and on every
+    /// state-changing call; `*` allows every origin.
     #[arg(long, env = "STREAM_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Hostnames accepted in `Host` besides `localhost`, `127.0.0.1`, `[::1]`
+    /// and the bind address, comma-separated; `.example.com` also allows its
+    /// subdomains. Checked only while bound to loopback (against DNS rebinding).
+    #[arg(long, env = "STREAM_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// When set, every REST call and the WebSocket upgrade need it
     /// (`Authorization: Bearer <token>`, or `?token=<token>` for the WebSocket).
-    #[arg(long, env = "STREAM_AUTH_TOKEN")]
-    pub auth_token: Option<String>,
+    #[arg(long, env = "STREAM_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<Secret>,
     /// Provider used when a send names none.
     #[arg(long, env = "STREAM_DEFAULT_PROVIDER", default_value = "demo")]
     pub default_provider: String,
@@ -77,6 +85,31 @@ pub struct Config {
     /// (1012) while runs go on: end-to-end tests use it to cut the link.
     #[arg(long, env = "STREAM_TEST_HOOKS")]
     pub test_hooks: bool,
+}
+
+/// A secret setting: its `Debug` never shows it, so it cannot reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one comparison that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Secret(redacted)")
+    }
 }
 
 impl Config {

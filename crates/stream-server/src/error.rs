@@ -36,6 +36,14 @@ pub enum AppError {
     /// The body is over the bound.
     #[error("the request body is over {0} bytes")]
     PayloadTooLarge(usize),
+    /// Refused before any handler ran: a foreign origin or an unknown host.
+    #[error("{message}")]
+    Forbidden {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What was refused.
+        message: String,
+    },
     /// A token is needed and was missing or wrong.
     #[error("a valid bearer token is required")]
     Unauthorized,
@@ -59,6 +67,7 @@ impl AppError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),

@@ -10,6 +10,10 @@
 //!   read (replay) or under the producer lock with the snapshot, so between
 //!   what it catches up on and what it receives live there is no gap and no
 //!   overlap.
+//! - Eviction marks a session evicted under both its locks, and attaching or
+//!   producing checks the mark under the same lock: a holder of an evicted
+//!   session reopens it from the map, so no subscriber is left on a session
+//!   nobody publishes to, and no channel ever has two sequencers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,6 +108,8 @@ pub struct Producer {
     stale: bool,
     /// Set when the session was deleted; appends do nothing.
     deleted: bool,
+    /// Set when the session left memory; its holders reopen it.
+    evicted: bool,
 }
 
 struct Fanout {
@@ -112,6 +118,8 @@ struct Fanout {
     subscribers: Vec<Arc<Outbox>>,
     last_finished_at: Option<u64>,
     deleted: bool,
+    /// Set with [`Producer::evicted`], under this lock: attaching reopens.
+    evicted: bool,
 }
 
 /// One live session.
@@ -119,7 +127,7 @@ pub struct Session {
     id: String,
     metrics: Arc<Metrics>,
     epoch: String,
-    producer: tokio::sync::Mutex<Producer>,
+    producer: Arc<tokio::sync::Mutex<Producer>>,
     fanout: Mutex<Fanout>,
     head: AtomicU64,
 }
@@ -135,6 +143,32 @@ pub enum Attach {
     },
     /// The session was deleted meanwhile.
     Deleted,
+    /// The session left memory meanwhile: reopen it and try again.
+    Evicted,
+}
+
+/// A session with its producer lock held, as [`Hub::lock`] hands it out.
+pub struct Locked {
+    /// The live session.
+    pub session: Arc<Session>,
+    /// Its producer, locked.
+    pub producer: tokio::sync::OwnedMutexGuard<Producer>,
+}
+
+impl Locked {
+    /// [`Session::append`] on this session.
+    pub async fn append(&mut self, hub: &Hub, bodies: Vec<FrameBody>, extra: Vec<WriteOp>) -> Result<(), AppError> {
+        self.session.append(hub, &mut self.producer, bodies, extra).await
+    }
+}
+
+/// Whether [`Hub::lock`] makes a session that does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMissing {
+    /// Answer `None`.
+    Absent,
+    /// Create it (in memory; in the log with its first frames).
+    Create,
 }
 
 /// A subscriber's catch-up after its cursor, one page per step: from the log
@@ -169,8 +203,9 @@ impl CatchUp {
         Self { session, outbox, cursor: after_seq, attached: None, from_log: false }
     }
 
-    /// The next step.
-    pub async fn next(&mut self, store: &Store) -> Result<CatchUpStep, StoreError> {
+    /// The next step. A session evicted meanwhile is reopened; one deleted, or
+    /// replaced by a new epoch, ends the catch-up as deleted.
+    pub async fn next(&mut self, hub: &Hub) -> Result<CatchUpStep, StoreError> {
         loop {
             if let Some(rest) = &mut self.attached {
                 // Catch-up goes in large batches: fewer messages, less per-message cost.
@@ -184,10 +219,14 @@ impl CatchUp {
             match self.session.attach_after(&self.outbox, self.cursor) {
                 Attach::Attached(frames) => self.attached = Some(frames.into_iter()),
                 Attach::Deleted => return Ok(CatchUpStep::Deleted),
+                Attach::Evicted => match hub.open(self.session.id()).await? {
+                    Some(reopened) if reopened.epoch == self.session.epoch => self.session = reopened,
+                    _ => return Ok(CatchUpStep::Deleted),
+                },
                 // The ring is tried again once the log has been read up to `head`.
                 Attach::FromLog { head } => {
                     self.from_log = true;
-                    let page = store.frames_after(self.session.id(), self.cursor, LOG_PAGE_FRAMES).await?;
+                    let page = hub.store.frames_after(self.session.id(), self.cursor, LOG_PAGE_FRAMES).await?;
                     let Some(&(last, _)) = page.last() else {
                         return Err(StoreError::MissingFrames {
                             session: self.session.id().to_owned(),
@@ -219,9 +258,17 @@ impl Session {
         self.head.load(Ordering::Acquire)
     }
 
-    /// Takes the producer lock.
+    /// Takes the producer lock. Only a run's driver calls this on a session it
+    /// holds: a session with a run is never evicted. Everyone else goes
+    /// through [`Hub::lock`], which never hands out an evicted session.
     pub async fn producer(&self) -> tokio::sync::MutexGuard<'_, Producer> {
         self.producer.lock().await
+    }
+
+    /// The producer lock, unless the session was evicted before it was taken.
+    pub async fn lock_live(&self) -> Option<tokio::sync::OwnedMutexGuard<Producer>> {
+        let producer = Arc::clone(&self.producer).lock_owned().await;
+        (!producer.evicted).then_some(producer)
     }
 
     /// Sequences `bodies`, commits them with `extra` writes, then publishes
@@ -318,6 +365,9 @@ impl Session {
         if fanout.deleted {
             return Attach::Deleted;
         }
+        if fanout.evicted {
+            return Attach::Evicted;
+        }
         let caught_up = fanout.head == after_seq;
         let frames: Option<Vec<Arc<str>>> = if caught_up {
             Some(Vec::new())
@@ -334,16 +384,21 @@ impl Session {
         }
     }
 
-    /// Attaches `outbox` with a snapshot at the head; returns its watermark and text.
-    pub async fn attach_with_snapshot(&self, outbox: &Arc<Outbox>) -> (u64, String) {
+    /// Attaches `outbox` with a snapshot at the head; returns its watermark
+    /// and text, or `None` when the session was evicted: reopen it.
+    pub async fn attach_with_snapshot(&self, outbox: &Arc<Outbox>) -> Option<(u64, String)> {
         // The producer lock means no batch is between commit and publish, so
         // the snapshot's watermark is exactly what was published.
         let producer = self.producer.lock().await;
+        let mut fanout = lock(&self.fanout);
+        if fanout.evicted {
+            return None;
+        }
         let snapshot = serde_json::to_string(&ControlFrame::Snapshot(producer.sequencer.snapshot()))
             .expect("snapshots always encode");
-        lock(&self.fanout).subscribers.push(Arc::clone(outbox));
+        fanout.subscribers.push(Arc::clone(outbox));
         self.subscribed_gauge().inc();
-        (producer.sequencer.head(), snapshot)
+        Some((producer.sequencer.head(), snapshot))
     }
 
     /// Detaches a connection; returns whether it was attached.
@@ -442,8 +497,25 @@ impl Hub {
         Ok(Some(session))
     }
 
+    /// The session with its producer lock held: the one in the map, never an
+    /// evicted one (a session evicted between the lookup and the lock is
+    /// looked up again). `None` when it does not exist and `if_missing` is
+    /// [`IfMissing::Absent`].
+    pub async fn lock(&self, id: &str, if_missing: IfMissing) -> Result<Option<Locked>, StoreError> {
+        loop {
+            let session = match if_missing {
+                IfMissing::Absent => self.open(id).await?,
+                IfMissing::Create => Some(self.open_or_create(id).await?),
+            };
+            let Some(session) = session else { return Ok(None) };
+            if let Some(producer) = session.lock_live().await {
+                return Ok(Some(Locked { session, producer }));
+            }
+        }
+    }
+
     /// The session, created (in memory; in the log with its first frames) if new.
-    pub async fn open_or_create(&self, id: &str) -> Result<Arc<Session>, StoreError> {
+    async fn open_or_create(&self, id: &str) -> Result<Arc<Session>, StoreError> {
         let mut sessions = self.sessions.lock().await;
         if let Some(session) = self.open_locked(&mut sessions, id).await? {
             return Ok(session);
@@ -469,14 +541,22 @@ impl Hub {
             id: id.to_owned(),
             metrics: Arc::clone(&self.metrics),
             epoch,
-            producer: tokio::sync::Mutex::new(Producer {
+            producer: Arc::new(tokio::sync::Mutex::new(Producer {
                 sequencer,
                 run: None,
                 persisted,
                 stale: false,
                 deleted: false,
+                evicted: false,
+            })),
+            fanout: Mutex::new(Fanout {
+                ring,
+                head,
+                subscribers,
+                last_finished_at: None,
+                deleted: false,
+                evicted: false,
             }),
-            fanout: Mutex::new(Fanout { ring, head, subscribers, last_finished_at: None, deleted: false }),
             head: AtomicU64::new(head),
         });
         sessions.insert(id.to_owned(), Arc::clone(&session));
@@ -582,20 +662,26 @@ impl Hub {
 
     /// Drops idle sessions from memory (their log stays): no run, no
     /// subscriber, and the last run ended at least the retention period ago.
+    /// A session whose producer lock is taken is busy, so it stays.
     pub async fn evict_idle(&self, now: u64) -> usize {
         let mut sessions = self.sessions.lock().await;
         let before = sessions.len();
         let retention = self.config.retention_ms;
         sessions.retain(|_, session| {
-            let running = session.producer.try_lock().map_or(true, |producer| producer.run.is_some());
+            let Ok(mut producer) = session.producer.try_lock() else { return true };
             let mut fanout = lock(&session.fanout);
-            let evictable = is_evictable(running, fanout.last_finished_at, now, retention);
-            if evictable && !fanout.subscribers.is_empty() {
+            if !is_evictable(producer.run.is_some(), fanout.last_finished_at, now, retention) {
+                return true;
+            }
+            if !fanout.subscribers.is_empty() {
                 // Watched sessions stay, but their hot ring goes: replays come from the log.
                 fanout.ring.clear();
                 return true;
             }
-            !evictable
+            // Under both locks: whoever holds this session and locks either one next sees the mark.
+            producer.evicted = true;
+            fanout.evicted = true;
+            false
         });
         before - sessions.len()
     }
@@ -656,4 +742,116 @@ pub fn protocol_error_text(code: &str, message: &str, channel: Option<&str>) -> 
         channel: channel.map(str::to_owned),
     }))
     .expect("control frames encode")
+}
+
+#[cfg(test)]
+mod tests {
+    //! Eviction against the holders of a session, with each interleaving
+    //! forced by calling the steps in order: no timing involved.
+
+    use super::*;
+    use stream_core::frame::Renamed;
+
+    struct TestHub {
+        hub: Hub,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for TestHub {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn test_hub(name: &str) -> TestHub {
+        let dir = std::env::temp_dir().join(format!("stream-hub-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("stream.db"), Arc::new(|_, _| {})).unwrap();
+        let config = HubConfig { ring: RingLimits { max_frames: 64, max_bytes: 1 << 20 }, retention_ms: 0 };
+        TestHub { hub: Hub::new(store, Arc::new(Metrics::new()), config), dir }
+    }
+
+    async fn rename(hub: &Hub, id: &str, name: &str) {
+        let mut locked = hub.lock(id, IfMissing::Create).await.unwrap().unwrap();
+        locked.append(hub, vec![FrameBody::Renamed(Renamed { name: name.into() })], Vec::new()).await.unwrap();
+    }
+
+    fn queued(queue: &mut mpsc::Receiver<Arc<str>>) -> Vec<String> {
+        std::iter::from_fn(|| queue.try_recv().ok()).map(|text| text.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_catch_up_that_outlives_an_eviction_attaches_to_the_reopened_session() {
+        let test = test_hub("catch-up");
+        let hub = &test.hub;
+        rename(hub, "s", "one").await;
+        rename(hub, "s", "two").await;
+        let (outbox, mut queue) = Outbox::new(1, 64);
+        // The subscriber looked the session up; eviction runs before it attaches.
+        let held = hub.open("s").await.unwrap().unwrap();
+        assert_eq!(hub.evict_idle(now_ms()).await, 1);
+        let mut catch_up = CatchUp::new(held, Arc::clone(&outbox), 1);
+        let mut caught_up = Vec::new();
+        loop {
+            match catch_up.next(hub).await.unwrap() {
+                CatchUpStep::Page(page) => caught_up.extend(page),
+                CatchUpStep::Live { .. } => break,
+                CatchUpStep::Deleted => panic!("the session was not deleted"),
+            }
+        }
+        assert_eq!(caught_up.len(), 1, "the frame after the cursor");
+        rename(hub, "s", "three").await;
+        let live = queued(&mut queue);
+        assert_eq!(live.len(), 1, "the next frame reaches the subscriber: {live:?}");
+        assert!(live[0].contains("three"));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_attach_on_an_evicted_session_is_refused_so_the_caller_reopens() {
+        let test = test_hub("snapshot");
+        let hub = &test.hub;
+        rename(hub, "s", "one").await;
+        let (outbox, _queue) = Outbox::new(1, 64);
+        let held = hub.open("s").await.unwrap().unwrap();
+        assert_eq!(hub.evict_idle(now_ms()).await, 1);
+        assert!(held.attach_with_snapshot(&outbox).await.is_none());
+        assert!(matches!(held.attach_after(&outbox, 0), Attach::Evicted));
+        let reopened = hub.open("s").await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&held, &reopened));
+        assert_eq!(reopened.attach_with_snapshot(&outbox).await.map(|(seq, _)| seq), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_producer_on_an_evicted_session_is_never_handed_out_so_one_sequencer_holds_the_channel() {
+        let test = test_hub("producer");
+        let hub = &test.hub;
+        rename(hub, "s", "one").await;
+        // A send looked the session up; eviction runs before it takes the lock.
+        let held = hub.open("s").await.unwrap().unwrap();
+        assert_eq!(hub.evict_idle(now_ms()).await, 1);
+        assert!(held.lock_live().await.is_none(), "the evicted session refuses its producer");
+        let locked = hub.lock("s", IfMissing::Absent).await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&held, &locked.session));
+        drop(locked);
+        rename(hub, "s", "two").await;
+        let seqs: Vec<u64> =
+            hub.store().frames_after("s", 0, 10).await.unwrap().into_iter().map(|(seq, _)| seq).collect();
+        assert_eq!(seqs, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_watched_or_busy_session_is_not_evicted() {
+        let test = test_hub("kept");
+        let hub = &test.hub;
+        rename(hub, "watched", "w").await;
+        rename(hub, "busy", "b").await;
+        let (outbox, _queue) = Outbox::new(1, 64);
+        let watched = hub.open("watched").await.unwrap().unwrap();
+        assert!(matches!(watched.attach_after(&outbox, 1), Attach::Attached(_)));
+        let busy = hub.lock("busy", IfMissing::Absent).await.unwrap().unwrap();
+        assert_eq!(hub.evict_idle(now_ms()).await, 0);
+        drop(busy);
+        assert_eq!(hub.evict_idle(now_ms()).await, 1, "the busy one goes once its lock is free");
+    }
 }

@@ -13,6 +13,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`access`] | the host, origin and token checks |
 //! | [`config`] | flags and environment |
 //! | [`store`] | the SQLite log and its group-commit writer |
 //! | [`hub`] | live sessions: sequencer, hot ring, fan-out, running index |
@@ -23,6 +24,7 @@
 //! | [`metrics`] | Prometheus metrics |
 //! | [`error`] | REST errors |
 
+pub mod access;
 pub mod config;
 pub mod error;
 pub mod hub;
@@ -57,6 +59,8 @@ use crate::store::Store;
 pub struct AppState {
     /// The settings.
     pub config: Config,
+    /// Who may reach the server, decided from the settings.
+    pub access: access::Access,
     /// Live sessions.
     pub hub: Hub,
     /// Providers by name.
@@ -124,6 +128,7 @@ impl AppState {
             providers = providers.with("command", CommandProvider::new(program, config.command_args.clone()));
         }
         let state = Arc::new(Self {
+            access: access::Access::new(&config),
             config,
             hub,
             providers,

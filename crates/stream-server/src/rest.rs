@@ -1,11 +1,11 @@
-//! The REST API of protocol §6, the health and metrics endpoints, auth, CORS,
-//! and the static web app; one router per concern, merged.
+//! The REST API of protocol §6, the health and metrics endpoints, CORS, and
+//! the static web app, behind the checks of [`crate::access`].
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,10 +14,11 @@ use stream_core::frame::{FrameBody, Renamed, is_valid_session_id};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::AppState;
 use crate::config::MAX_BODY_BYTES;
 use crate::error::{AppError, AppJson};
+use crate::hub::{IfMissing, Locked};
 use crate::runs::{self, SendRequest};
+use crate::{AppState, access};
 
 type AppResult<T> = Result<T, AppError>;
 
@@ -38,7 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         api = api.route("/v1/test/drop-connections", post(drop_connections));
     }
     let api = api
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_token))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), access::require_token))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let mut app = api.with_state(Arc::clone(&state));
@@ -46,12 +47,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         let index = root.join("index.html");
         app = app.fallback_service(ServeDir::new(root).fallback(ServeFile::new(index)));
     }
-    if !state.config.cors_origins.is_empty() {
-        let origins: Vec<HeaderValue> =
-            state.config.cors_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
+    // Inside CORS, so a refused request still gets CORS headers its page can read.
+    app = app.layer(middleware::from_fn_with_state(Arc::clone(&state), access::guard_host_and_origin));
+    if let Some(allow_origin) = cors_allow_origin(&state.config.cors_origins) {
         app = app.layer(
             CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
+                .allow_origin(allow_origin)
                 .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         );
@@ -59,22 +60,17 @@ pub fn router(state: Arc<AppState>) -> Router {
     app
 }
 
-/// With a token configured, requires it as a bearer header or (for browsers'
-/// WebSocket, which cannot set headers) as `?token=`.
-async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let Some(expected) = state.config.auth_token.as_deref() else { return next.run(request).await };
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let query = request.uri().query().and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("token=")));
-    if bearer == Some(expected) || query == Some(expected) {
-        next.run(request).await
-    } else {
-        state.metrics.reject("unauthorized");
-        AppError::Unauthorized.into_response()
+/// The CORS origins: none, every one (`*`), or the listed ones.
+fn cors_allow_origin(origins: &[String]) -> Option<AllowOrigin> {
+    if origins.is_empty() {
+        return None;
     }
+    if origins.iter().any(|origin| origin.trim() == "*") {
+        return Some(AllowOrigin::any());
+    }
+    let listed: Vec<HeaderValue> =
+        origins.iter().filter_map(|origin| HeaderValue::from_str(origin.trim()).ok()).collect();
+    Some(AllowOrigin::list(listed))
 }
 
 fn session_id(state: &AppState, id: &str) -> AppResult<()> {
@@ -118,9 +114,8 @@ async fn running_sessions(State(state): State<Arc<AppState>>) -> Response {
 
 async fn get_session(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AppResult<Response> {
     session_id(&state, &id)?;
-    let session = state.hub.open(&id).await?.ok_or_else(|| AppError::NotFound(format!("no session {id}")))?;
-    let producer = session.producer().await;
-    let snapshot = stream_core::ControlFrame::Snapshot(producer.sequencer.snapshot());
+    let locked = existing(&state, &id).await?;
+    let snapshot = stream_core::ControlFrame::Snapshot(locked.producer.sequencer.snapshot());
     Ok(json_text(&serde_json::to_string(&snapshot).expect("snapshots encode")))
 }
 
@@ -139,8 +134,8 @@ async fn create_session(
     let AppJson(request) = counted(&state, body)?;
     let name = valid_name(&state, request.name.as_deref().unwrap_or(DEFAULT_NAME))?;
     let id = crate::hub::new_id("s");
-    let session = state.hub.open_or_create(&id).await?;
-    append_renamed(&state, &session, name).await?;
+    let locked = state.hub.lock(&id, IfMissing::Create).await?.expect("a created session exists");
+    append_renamed(&state, locked, name).await?;
     Ok((StatusCode::CREATED, Json(json!({ "session_id": id, "name": name }))))
 }
 
@@ -162,8 +157,7 @@ async fn rename_session(
     session_id(&state, &id)?;
     let AppJson(request) = counted(&state, body)?;
     let name = valid_name(&state, &request.name)?;
-    let session = state.hub.open(&id).await?.ok_or_else(|| AppError::NotFound(format!("no session {id}")))?;
-    append_renamed(&state, &session, name).await?;
+    append_renamed(&state, existing(&state, &id).await?, name).await?;
     Ok(StatusCode::OK)
 }
 
@@ -176,12 +170,13 @@ fn valid_name<'a>(state: &AppState, name: &'a str) -> AppResult<&'a str> {
     Ok(name)
 }
 
-async fn append_renamed(state: &AppState, session: &crate::hub::Session, name: &str) -> AppResult<()> {
-    let mut producer = session.producer().await;
-    session
-        .append(&state.hub, &mut producer, vec![FrameBody::Renamed(Renamed { name: name.to_owned() })], Vec::new())
-        .await?;
-    Ok(())
+async fn append_renamed(state: &AppState, mut locked: Locked, name: &str) -> AppResult<()> {
+    locked.append(&state.hub, vec![FrameBody::Renamed(Renamed { name: name.to_owned() })], Vec::new()).await
+}
+
+/// The session `id` with its producer locked, or 404.
+async fn existing(state: &AppState, id: &str) -> AppResult<Locked> {
+    state.hub.lock(id, IfMissing::Absent).await?.ok_or_else(|| AppError::NotFound(format!("no session {id}")))
 }
 
 async fn delete_session(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AppResult<StatusCode> {

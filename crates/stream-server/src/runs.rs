@@ -14,7 +14,7 @@ use stream_core::message::{Outcome, Role, Usage};
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::hub::{ActiveRun, Session, new_id, now_ms};
+use crate::hub::{ActiveRun, IfMissing, Locked, Session, new_id, now_ms};
 use crate::provider::{ProviderEvent, ProviderRun, RunRequest};
 use crate::store::{SendAnswer, WriteOp};
 
@@ -69,13 +69,12 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     if app.shutdown.is_cancelled() {
         return Err(AppError::ShuttingDown);
     }
-    let session = app.hub.open_or_create(session_id).await?;
-    let mut producer = session.producer().await;
+    let mut locked = app.hub.lock(session_id, IfMissing::Create).await?.expect("a created session exists");
     // Looked up under the lock, so a concurrent duplicate sees the first answer.
     if let Some(answer) = app.hub.store().send_answer(session_id, &request.client_message_id).await? {
         return Ok(answer);
     }
-    if let Some(run) = &producer.run {
+    if let Some(run) = &locked.producer.run {
         return Err(AppError::Conflict {
             code: "run_in_progress",
             message: format!("run {} is still running in this session; abort it or wait", run.run_id),
@@ -102,14 +101,15 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
         client_message_id: request.client_message_id,
         answer: answer.clone(),
     };
-    session.append(&app.hub, &mut producer, bodies, vec![record]).await?;
+    locked.append(&app.hub, bodies, vec![record]).await?;
     let provider_run = provider.start(RunRequest {
         session_id: session_id.to_owned(),
         run_id: answer.run_id.clone(),
         prompt: request.content,
     });
     let abort = tokio_util::sync::CancellationToken::new();
-    producer.run = Some(ActiveRun { run_id: answer.run_id.clone(), abort: abort.clone() });
+    locked.producer.run = Some(ActiveRun { run_id: answer.run_id.clone(), abort: abort.clone() });
+    let Locked { session, producer } = locked;
     drop(producer);
     let driver = drive(Arc::clone(app), session, answer.run_id.clone(), provider_run, abort);
     app.tasks.spawn(driver);
@@ -118,9 +118,9 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
 
 /// Aborts the session's running run; returns its id.
 pub async fn abort(app: &AppState, session_id: &str) -> Result<String, AppError> {
-    let session = app.hub.open(session_id).await?.ok_or_else(|| AppError::NotFound("no such session".into()))?;
-    let producer = session.producer().await;
-    match &producer.run {
+    let locked = app.hub.lock(session_id, IfMissing::Absent).await?;
+    let locked = locked.ok_or_else(|| AppError::NotFound("no such session".into()))?;
+    match &locked.producer.run {
         Some(run) => {
             run.abort.cancel();
             Ok(run.run_id.clone())
@@ -219,9 +219,8 @@ async fn drive(
 pub async fn close_interrupted_runs(app: &AppState) -> Result<usize, AppError> {
     let mut closed = 0;
     for session_id in app.hub.store().sessions_with_open_runs().await? {
-        let Some(session) = app.hub.open(&session_id).await? else { continue };
-        let mut producer = session.producer().await;
-        let Some(run) = producer.sequencer.running().cloned() else { continue };
+        let Some(mut locked) = app.hub.lock(&session_id, IfMissing::Absent).await? else { continue };
+        let Some(run) = locked.producer.sequencer.running().cloned() else { continue };
         let bodies = vec![
             FrameBody::Error(ErrorFrame {
                 message_id: None,
@@ -236,7 +235,7 @@ pub async fn close_interrupted_runs(app: &AppState) -> Result<usize, AppError> {
                 state_hash: None,
             }),
         ];
-        session.append(&app.hub, &mut producer, bodies, Vec::new()).await?;
+        locked.append(&app.hub, bodies, Vec::new()).await?;
         closed += 1;
     }
     Ok(closed)

@@ -192,54 +192,59 @@ impl Connection {
         }
         let state = Arc::clone(&self.state);
         let hub = &state.hub;
-        let session = match hub.attach_or_wait(&channel, &self.outbox).await {
-            Ok(session) => session,
-            Err(error) => {
-                tracing::error!(%error, "subscribe failed on storage");
-                return self
-                    .refuse(sink, "storage_unavailable", "the log cannot be read now; retry", Some(&channel))
-                    .await;
+        // Looped only when the session is evicted between the lookup and the attach.
+        let (session, after_seq, head) = loop {
+            let session = match hub.attach_or_wait(&channel, &self.outbox).await {
+                Ok(session) => session,
+                Err(error) => {
+                    tracing::error!(%error, "subscribe failed on storage");
+                    return self
+                        .refuse(sink, "storage_unavailable", "the log cannot be read now; retry", Some(&channel))
+                        .await;
+                }
+            };
+            let Some(session) = session else {
+                // Not created yet: an empty snapshot, and its first frames arrive live.
+                self.subscriptions.insert(channel.clone());
+                hub.metrics().resume("snapshot");
+                self.send(sink, subscribed_text(&channel, None, 0, SubscribeMode::Snapshot)).await?;
+                return self.send(sink, empty_snapshot_text(&channel)).await;
+            };
+            match verdict(Some(session.epoch()), session.head(), 1, epoch.as_deref(), after_seq) {
+                Verdict::Snapshot => {
+                    let Some((seq, snapshot)) = session.attach_with_snapshot(&self.outbox).await else { continue };
+                    self.subscriptions.insert(channel.clone());
+                    hub.metrics().resume("snapshot");
+                    let subscribed = subscribed_text(&channel, Some(session.epoch()), seq, SubscribeMode::Snapshot);
+                    self.send(sink, subscribed).await?;
+                    return self.send(sink, snapshot).await;
+                }
+                Verdict::Replay { after_seq, head } => break (session, after_seq, head),
             }
         };
         self.subscriptions.insert(channel.clone());
-        let Some(session) = session else {
-            // Not created yet: an empty snapshot, and its first frames arrive live.
-            hub.metrics().resume("snapshot");
-            self.send(sink, subscribed_text(&channel, None, 0, SubscribeMode::Snapshot)).await?;
-            return self.send(sink, empty_snapshot_text(&channel)).await;
-        };
-        match verdict(Some(session.epoch()), session.head(), 1, epoch.as_deref(), after_seq) {
-            Verdict::Snapshot => {
-                hub.metrics().resume("snapshot");
-                let (seq, snapshot) = session.attach_with_snapshot(&self.outbox).await;
-                self.send(sink, subscribed_text(&channel, Some(session.epoch()), seq, SubscribeMode::Snapshot)).await?;
-                self.send(sink, snapshot).await
-            }
-            Verdict::Replay { after_seq, head } => {
-                self.send(sink, subscribed_text(&channel, Some(session.epoch()), head, SubscribeMode::Replay)).await?;
-                let mut catch_up = CatchUp::new(session, Arc::clone(&self.outbox), after_seq);
-                loop {
-                    match catch_up.next(hub.store()).await {
-                        Ok(CatchUpStep::Page(texts)) => {
-                            self.state.metrics.frames_sent.inc_by(texts.len() as u64);
-                            self.send(sink, batch_text(&texts)).await?;
-                        }
-                        Ok(CatchUpStep::Live { from_log }) => {
-                            hub.metrics().resume(if from_log { "replay_log" } else { "replay_memory" });
-                            return Ok(());
-                        }
-                        Ok(CatchUpStep::Deleted) => {
-                            self.subscriptions.remove(&channel);
-                            let notice = Unsubscribed { channel: channel.clone(), reason: "deleted".into() };
-                            return self.send(sink, encode(&ControlFrame::Unsubscribed(notice))).await;
-                        }
-                        Err(error) => {
-                            tracing::error!(%error, "catch-up failed on storage");
-                            self.subscriptions.remove(&channel);
-                            let message = "the log cannot be read now; retry";
-                            return self.refuse(sink, "storage_unavailable", message, Some(&channel)).await;
-                        }
-                    }
+        self.send(sink, subscribed_text(&channel, Some(session.epoch()), head, SubscribeMode::Replay)).await?;
+        let mut catch_up = CatchUp::new(session, Arc::clone(&self.outbox), after_seq);
+        loop {
+            match catch_up.next(hub).await {
+                Ok(CatchUpStep::Page(texts)) => {
+                    self.state.metrics.frames_sent.inc_by(texts.len() as u64);
+                    self.send(sink, batch_text(&texts)).await?;
+                }
+                Ok(CatchUpStep::Live { from_log }) => {
+                    hub.metrics().resume(if from_log { "replay_log" } else { "replay_memory" });
+                    return Ok(());
+                }
+                Ok(CatchUpStep::Deleted) => {
+                    self.subscriptions.remove(&channel);
+                    let notice = Unsubscribed { channel: channel.clone(), reason: "deleted".into() };
+                    return self.send(sink, encode(&ControlFrame::Unsubscribed(notice))).await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "catch-up failed on storage");
+                    self.subscriptions.remove(&channel);
+                    let message = "the log cannot be read now; retry";
+                    return self.refuse(sink, "storage_unavailable", message, Some(&channel)).await;
                 }
             }
         }

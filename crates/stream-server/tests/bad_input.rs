@@ -166,24 +166,3 @@ async fn a_client_that_never_reads_is_dropped_and_others_keep_streaming() {
     assert!(told);
     server.stop().await;
 }
-
-#[tokio::test]
-async fn with_a_token_every_call_and_the_upgrade_need_it() {
-    let server = TestServer::start(|config| config.auth_token = Some("s3cret".into())).await;
-    let http = reqwest::Client::new();
-    let denied = http.get(server.url("/v1/sessions")).send().await.unwrap();
-    assert_eq!(denied.status().as_u16(), 401);
-    let body: serde_json::Value = denied.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unauthorized");
-    let wrong = http.get(server.url("/v1/sessions")).bearer_auth("nope").send().await.unwrap();
-    assert_eq!(wrong.status().as_u16(), 401);
-    let allowed = http.get(server.url("/v1/sessions")).bearer_auth("s3cret").send().await.unwrap();
-    assert_eq!(allowed.status().as_u16(), 200);
-    assert_eq!(http.get(server.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
-    assert!(tokio_tungstenite::connect_async(format!("ws://{}/v1/ws", server.addr)).await.is_err());
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/v1/ws?token=s3cret", server.addr)).await.unwrap();
-    let hello = ws.next().await.unwrap().unwrap();
-    assert!(hello.to_text().unwrap().contains("hello"));
-    server.stop().await;
-}

@@ -208,13 +208,19 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_logging(data_dir, extra, "warn", std::process::Stdio::inherit())
+    }
+
+    /// Spawns with a log filter, its log written to `stderr`.
+    pub fn spawn_logging(data_dir: &Path, extra: &[&str], log: &str, stderr: std::process::Stdio) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stream-server"))
             .args(["--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .args(["--web-dir", "/nonexistent", "--log", "warn"])
+            .args(["--web-dir", "/nonexistent", "--log", log])
             .args(extra)
             .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("spawn server");
         let stdout = child.stdout.take().expect("stdout");
