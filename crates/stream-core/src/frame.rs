@@ -104,6 +104,9 @@ pub struct MessageStarted {
     /// The full text, for messages that do not stream (user messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// The tool call this message is written inside (a subagent's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_tool_call_id: Option<String>,
 }
 
 /// Body of `delta`.
@@ -315,6 +318,10 @@ pub struct Snapshot {
     /// extension of the protocol's shape; absent means none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_message_ids: Vec<String>,
+    /// The session's cost so far in US dollars: the sum of its messages'
+    /// `cost_usd`; absent when none has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// One running session in a `running` frame.
@@ -715,6 +722,8 @@ with_usage_fields! {
         #[serde(default)]
         client_message_id: Option<String>,
         #[serde(default)]
+        parent_tool_call_id: Option<String>,
+        #[serde(default)]
         run_id: Option<String>,
         #[serde(default)]
         provider: Option<String>,
@@ -779,6 +788,7 @@ impl WireFrame<'_> {
                 created_at: required!(created_at),
                 client_message_id: self.client_message_id.take(),
                 content: self.content.take(),
+                parent_tool_call_id: self.parent_tool_call_id.take(),
             }),
             "delta" => FrameBody::Delta(Delta { message_id: required!(message_id), content: required!(content) }),
             "tool_call" => FrameBody::ToolCall(ToolCallFrame {

@@ -118,10 +118,11 @@ impl BodyPick {
             }),
             Self::MessageStarted { message, role, client_id, content } => FrameBody::MessageStarted(MessageStarted {
                 message_id: message_id(message),
-                role: [Role::User, Role::Assistant, Role::Tool, Role::System][usize::from(role % 4)],
+                role: [Role::User, Role::Assistant, Role::Tool, Role::System, Role::Reasoning][usize::from(role % 5)],
                 created_at: u64::from(message),
                 client_message_id: client_id.map(|pick| format!("c{}", pick % 8)),
                 content: content.map(|pick| TEXTS[usize::from(pick) % TEXTS.len()].to_owned()),
+                parent_tool_call_id: None,
             }),
             Self::Delta { message, text } => FrameBody::Delta(Delta {
                 message_id: message_id(message),

@@ -8,6 +8,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`agent`] | adapters from agents' native output to frames |
 //! | [`frame`] | wire types of protocol §2–3 and the validating parser |
 //! | [`message`] | the message model of §5 |
 //! | [`reorder`] | the per-channel reorder buffer |
@@ -20,6 +21,7 @@
 //! | [`sequencer`] | the server's per-channel sequencer and run rules |
 //! | [`replay`] | the server's replay ring, resume verdict and running index |
 
+pub mod agent;
 pub mod changes;
 pub mod frame;
 #[cfg(feature = "arbitrary")]

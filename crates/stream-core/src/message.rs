@@ -14,6 +14,9 @@ pub enum Role {
     Assistant,
     /// The result of a tool the agent called.
     Tool,
+    /// The agent's thinking, streamed like its text; empty when the provider
+    /// only signed or redacted it.
+    Reasoning,
     /// Notices from the system, such as errors that belong to no message.
     System,
 }
@@ -136,6 +139,9 @@ pub struct Usage {
     /// The model that wrote the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// What the message cost, in US dollars, when the provider says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     /// Provider-specific extras, any JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
@@ -144,13 +150,15 @@ pub struct Usage {
 impl Usage {
     /// Takes every field `update` sets.
     pub fn merge(&mut self, update: Usage) {
-        let Usage { tokens_used, ctx_used, ctx_max, cache_tokens, reasoning_tokens, model, metadata } = update;
+        let Usage { tokens_used, ctx_used, ctx_max, cache_tokens, reasoning_tokens, model, cost_usd, metadata } =
+            update;
         overwrite(&mut self.tokens_used, tokens_used);
         overwrite(&mut self.ctx_used, ctx_used);
         overwrite(&mut self.ctx_max, ctx_max);
         overwrite(&mut self.cache_tokens, cache_tokens);
         overwrite(&mut self.reasoning_tokens, reasoning_tokens);
         overwrite(&mut self.model, model);
+        overwrite(&mut self.cost_usd, cost_usd);
         overwrite(&mut self.metadata, metadata);
     }
 }
@@ -182,6 +190,10 @@ pub struct Message {
     /// The id the client chose when it sent the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_message_id: Option<String>,
+    /// The tool call this message was written inside (a subagent's), so a UI
+    /// can nest it under that call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_tool_call_id: Option<String>,
     /// Tools this message called.
     #[serde(default)]
     pub tool_calls: Vec<ToolCall>,
@@ -218,6 +230,8 @@ macro_rules! with_usage_fields {
             #[serde(default)]
             model: Option<String>,
             #[serde(default)]
+            cost_usd: Option<f64>,
+            #[serde(default)]
             metadata: Option<Value>,
         }
 
@@ -231,6 +245,7 @@ macro_rules! with_usage_fields {
                     cache_tokens: self.cache_tokens.take(),
                     reasoning_tokens: self.reasoning_tokens.take(),
                     model: self.model.take(),
+                    cost_usd: self.cost_usd.take(),
                     metadata: self.metadata.take(),
                 }
             }
@@ -254,6 +269,8 @@ with_usage_fields! {
         #[serde(default)]
         client_message_id: Option<String>,
         #[serde(default)]
+        parent_tool_call_id: Option<String>,
+        #[serde(default)]
         tool_calls: Vec<ToolCall>,
         #[serde(default)]
         tool_result: Option<ToolResult>,
@@ -273,6 +290,7 @@ impl From<FlatMessage> for Message {
             created_at: flat.created_at,
             finished_at: flat.finished_at,
             client_message_id: flat.client_message_id,
+            parent_tool_call_id: flat.parent_tool_call_id,
             tool_calls: flat.tool_calls,
             tool_result: flat.tool_result,
             usage,
@@ -292,6 +310,7 @@ impl Message {
             created_at: None,
             finished_at: None,
             client_message_id: None,
+            parent_tool_call_id: None,
             tool_calls: Vec::new(),
             tool_result: None,
             usage: Usage::default(),

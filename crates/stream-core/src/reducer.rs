@@ -123,7 +123,13 @@ impl SessionState {
             run: self.run.clone(),
             state_hash: self.state_hash(),
             deleted_message_ids,
+            cost_usd: self.cost_usd(),
         }
+    }
+
+    /// The session's cost: the sum of its messages' `cost_usd`, if any has one.
+    pub fn cost_usd(&self) -> Option<f64> {
+        self.messages.iter().filter_map(|message| message.usage.cost_usd).reduce(|total, cost| total + cost)
     }
 
     /// Replaces the whole state with a snapshot's.
@@ -169,6 +175,9 @@ impl SessionState {
                 if let Some(client_id) = started.client_message_id {
                     self.client_ids.insert(client_id.clone());
                     message.client_message_id = Some(client_id);
+                }
+                if started.parent_tool_call_id.is_some() {
+                    message.parent_tool_call_id = started.parent_tool_call_id;
                 }
             }
             FrameBody::Delta(delta) => {
@@ -271,7 +280,7 @@ impl SessionState {
         }
         let status = match role {
             Role::User | Role::System => MessageStatus::Complete,
-            Role::Assistant | Role::Tool => {
+            Role::Assistant | Role::Tool | Role::Reasoning => {
                 self.opened.push(id.to_owned());
                 MessageStatus::Streaming
             }
@@ -396,6 +405,7 @@ mod tests {
                     created_at: 5,
                     client_message_id: None,
                     content: Some("hel".into()),
+                    parent_tool_call_id: None,
                 }),
                 FrameBody::Status(StatusFrame {
                     message_id: "b".into(),

@@ -95,6 +95,7 @@ impl CanonicalEncoder {
             created_at,
             finished_at,
             client_message_id,
+            parent_tool_call_id,
             tool_calls,
             tool_result,
             usage,
@@ -106,6 +107,7 @@ impl CanonicalEncoder {
             Role::Assistant => 1,
             Role::Tool => 2,
             Role::System => 3,
+            Role::Reasoning => 4,
         });
         self.str(content);
         self.byte(match status {
@@ -118,6 +120,7 @@ impl CanonicalEncoder {
         self.opt(*created_at, Self::u64);
         self.opt(*finished_at, Self::u64);
         self.opt(client_message_id.as_deref(), Self::str);
+        self.opt(parent_tool_call_id.as_deref(), Self::str);
         self.u64(tool_calls.len() as u64);
         for call in tool_calls {
             self.str(&call.id);
@@ -143,11 +146,12 @@ impl CanonicalEncoder {
     }
 
     fn usage(&mut self, usage: &Usage) {
-        let Usage { tokens_used, ctx_used, ctx_max, cache_tokens, reasoning_tokens, model, metadata } = usage;
+        let Usage { tokens_used, ctx_used, ctx_max, cache_tokens, reasoning_tokens, model, cost_usd, metadata } = usage;
         for figure in [tokens_used, ctx_used, ctx_max, cache_tokens, reasoning_tokens] {
             self.opt(*figure, Self::u64);
         }
         self.opt(model.as_deref(), Self::str);
+        self.opt(*cost_usd, |encoder, cost| encoder.u64(cost.to_bits()));
         self.opt(metadata.as_ref(), Self::json);
     }
 
@@ -222,14 +226,18 @@ mod tests {
             started_at: Some(1_700_000_000_100),
         });
         assistant.usage.tokens_used = Some(42);
-        vec![user, assistant]
+        assistant.usage.cost_usd = Some(0.012_5);
+        let mut thinking = Message::new("r1", Role::Reasoning, MessageStatus::Complete);
+        thinking.content = "first, look".into();
+        thinking.parent_tool_call_id = Some("task-1".into());
+        vec![user, assistant, thinking]
     }
 
     /// A pinned digest of a fixed list: the wasm32 run of this test proves the
     /// hash is the same on both targets, and a change to the encoding shows here.
     #[test]
     fn digest_is_pinned_across_targets() {
-        assert_eq!(StateHash::of(&sample()).to_string(), "77f984e1d62fbf54");
+        assert_eq!(StateHash::of(&sample()).to_string(), "569b3bbe73e5e843");
     }
 
     #[test]
@@ -251,6 +259,15 @@ mod tests {
         assert_ne!(StateHash::of(&changed), base);
         let mut changed = sample();
         changed[1].tool_calls[0].state = ToolCallState::Succeeded;
+        assert_ne!(StateHash::of(&changed), base);
+        let mut changed = sample();
+        changed[1].usage.cost_usd = Some(0.012_6);
+        assert_ne!(StateHash::of(&changed), base);
+        let mut changed = sample();
+        changed[2].parent_tool_call_id = None;
+        assert_ne!(StateHash::of(&changed), base);
+        let mut changed = sample();
+        changed[2].role = Role::Assistant;
         assert_ne!(StateHash::of(&changed), base);
         // Moving text across the boundary of two fields must not collide.
         let mut moved = sample();

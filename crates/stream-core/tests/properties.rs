@@ -202,6 +202,7 @@ fn check_local_sends(ops: &[(u8, u8, bool)], echo_ids: bool) -> Result<(), TestC
                 created_at: 1,
                 client_message_id: echo_ids.then(|| id.to_owned()),
                 content: Some(content.to_owned()),
+                parent_tool_call_id: None,
             }),
         };
         server.apply(frame.clone());

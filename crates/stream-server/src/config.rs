@@ -65,11 +65,55 @@ pub struct Config {
     /// Arguments of the `command` provider, comma-separated.
     #[arg(long, env = "STREAM_COMMAND_ARGS", value_delimiter = ',')]
     pub command_args: Vec<String>,
+    /// The Claude Code CLI (`claude`) for the `claude-code` provider; found on `PATH` when not given.
+    #[arg(long, env = "STREAM_CLAUDE_COMMAND")]
+    pub claude_command: Option<PathBuf>,
+    /// Extra arguments for Claude Code, comma-separated (e.g. `--model,opus`).
+    #[arg(long, env = "STREAM_CLAUDE_ARGS", value_delimiter = ',')]
+    pub claude_args: Vec<String>,
+    /// The Codex CLI (`codex`) for the `codex` provider; found on `PATH` when not given.
+    #[arg(long, env = "STREAM_CODEX_COMMAND")]
+    pub codex_command: Option<PathBuf>,
+    /// Extra arguments for `codex exec`, comma-separated (e.g. `--skip-git-repo-check`).
+    #[arg(long, env = "STREAM_CODEX_ARGS", value_delimiter = ',')]
+    pub codex_args: Vec<String>,
+    /// Offers nothing found on `PATH`: only the CLIs given by flag.
+    #[arg(long, env = "STREAM_NO_CLI_DETECTION")]
+    pub no_cli_detection: bool,
+    /// A Chat Completions server for the `openai` provider (OpenAI, Ollama,
+    /// vLLM, llama.cpp...), e.g. `http://localhost:11434/v1`; with only an
+    /// API key, OpenAI's own.
+    #[arg(long, env = "STREAM_OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+    /// The `openai` provider's model.
+    #[arg(long, env = "STREAM_OPENAI_MODEL", default_value = "gpt-4o-mini")]
+    pub openai_model: String,
+    /// The `openai` provider's API key.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<Secret>,
+    /// The Messages API for the `anthropic` provider, offered when a key or a model is given.
+    #[arg(long, env = "STREAM_ANTHROPIC_BASE_URL", default_value = "https://api.anthropic.com")]
+    pub anthropic_base_url: String,
+    /// The `anthropic` provider's model.
+    #[arg(long, env = "STREAM_ANTHROPIC_MODEL")]
+    pub anthropic_model: Option<String>,
+    /// The `anthropic` provider's API key.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<Secret>,
+    /// Most tokens an `anthropic` reply may have.
+    #[arg(long, env = "STREAM_ANTHROPIC_MAX_TOKENS", default_value_t = 8_192)]
+    pub anthropic_max_tokens: u32,
+    /// Milliseconds of silence from a provider after which its run shows a notice.
+    #[arg(long, env = "STREAM_PROVIDER_STALL_MS", default_value_t = 120_000)]
+    pub provider_stall_ms: u64,
+    /// Milliseconds of silence from a provider after which its run fails.
+    #[arg(long, env = "STREAM_PROVIDER_TIMEOUT_MS", default_value_t = 900_000)]
+    pub provider_timeout_ms: u64,
     /// Milliseconds of silence after which the server sends a heartbeat (`pong` without id).
     #[arg(long, env = "STREAM_HEARTBEAT_MS", default_value_t = 15_000)]
     pub heartbeat_ms: u64,
     /// Frames a connection may have queued before its channels are dropped
-    /// (`slow_consumer`); at least the most frames one append publishes (1,028).
+    /// (`slow_consumer`); at least the most frames one append publishes (1,032).
     #[arg(long, env = "STREAM_OUTBOX_FRAMES", default_value_t = 4_096)]
     pub outbox_frames: usize,
     /// Frames kept in memory per session for replay.

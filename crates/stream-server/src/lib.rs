@@ -18,7 +18,7 @@
 //! | [`store`] | the SQLite log and its group-commit writer |
 //! | [`hub`] | live sessions: sequencer, hot ring, fan-out, running index |
 //! | [`runs`] | sends, aborts, the run driver, crash recovery |
-//! | [`provider`] | the provider trait, `demo` and `command` |
+//! | [`provider`] | the provider trait and every provider |
 //! | [`ws`] | the WebSocket connection |
 //! | [`rest`] | the REST API |
 //! | [`metrics`] | Prometheus metrics |
@@ -51,8 +51,6 @@ pub use error::AppError;
 use crate::hub::{Hub, HubConfig};
 use crate::metrics::Metrics;
 use crate::provider::Providers;
-use crate::provider::command::CommandProvider;
-use crate::provider::demo::{DemoConfig, DemoProvider};
 use crate::store::Store;
 
 /// Everything the handlers share.
@@ -117,16 +115,7 @@ impl AppState {
                 retention_ms: config.retention_ms,
             },
         );
-        let mut providers = Providers::new(&config.default_provider).with(
-            "demo",
-            DemoProvider::new(DemoConfig {
-                delta_interval: Duration::from_millis(config.demo_delta_ms),
-                reply_words: config.demo_reply_words,
-            }),
-        );
-        if let Some(program) = &config.command {
-            providers = providers.with("command", CommandProvider::new(program, config.command_args.clone()));
-        }
+        let providers = Providers::from_config(&config);
         let state = Arc::new(Self {
             access: access::Access::new(&config),
             config,

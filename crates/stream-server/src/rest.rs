@@ -30,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut api = Router::new()
         .route("/v1/sessions", get(list_sessions).post(create_session))
         .route("/v1/sessions/running", get(running_sessions))
+        .route("/v1/providers", get(list_providers))
         .route("/v1/sessions/{id}", get(get_session).patch(rename_session).delete(delete_session))
         .route("/v1/sessions/{id}/messages", post(send_message))
         .route("/v1/sessions/{id}/abort", post(abort_run))
@@ -106,6 +107,11 @@ async fn list_sessions(State(state): State<Arc<AppState>>) -> AppResult<Json<Vec
             })
             .collect(),
     ))
+}
+
+/// `GET /v1/providers` (an extension, protocol §9): the providers a send may name.
+async fn list_providers(State(state): State<Arc<AppState>>) -> Json<Vec<crate::provider::ProviderInfo>> {
+    Json(state.providers.list())
 }
 
 async fn running_sessions(State(state): State<Arc<AppState>>) -> Response {

@@ -6,25 +6,28 @@
 
 use std::sync::Arc;
 
-use stream_core::frame::{
-    Delta, ErrorFrame, FrameBody, MessageComplete, MessageStarted, RunFinished, RunStarted, StatusFrame, ToolCallFrame,
-    ToolCallSpec, ToolResultFrame,
-};
+use std::time::Duration;
+
+use serde_json::json;
+use stream_core::agent::{AgentEvent, AgentItem, Translator};
+use stream_core::frame::{ErrorFrame, FrameBody, MessageStarted, RunFinished, RunStarted};
 use stream_core::message::{Outcome, Role, Usage};
+use tokio::time::Instant;
 
 use crate::AppState;
 use crate::error::AppError;
 use crate::hub::{ActiveRun, IfMissing, Locked, Session, new_id, now_ms};
-use crate::provider::{ProviderEvent, ProviderRun, RunRequest};
+use crate::provider::{ProviderEvent, ProviderRun, RunRequest, Turn};
 use crate::store::{SendAnswer, WriteOp};
 
 /// Provider events taken per append; they share one commit.
-const EVENTS_PER_BATCH: usize = 512;
+const EVENTS_PER_BATCH: usize = 256;
 
-/// Most frames one append publishes at once (an event opens at most one
-/// message besides its own frame, and the run's end adds a few). A
-/// connection's queue holds at least this many, or every batch would evict.
-pub const MAX_FRAMES_PER_APPEND: usize = EVENTS_PER_BATCH * 2 + 4;
+/// Most frames one append publishes at once: an event closes at most two
+/// messages and opens one besides its own frame (a tool result after
+/// thinking), plus the stall notice's. A connection's queue holds at least
+/// this many, or every batch would evict.
+pub const MAX_FRAMES_PER_APPEND: usize = (EVENTS_PER_BATCH + 1) * 4 + 4;
 
 /// Said in the frame that closes a run cut short by a restart.
 pub const INTERRUPTED_BY_RESTART: &str = "the server restarted while this run was going";
@@ -89,6 +92,7 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
             created_at: now,
             client_message_id: Some(request.client_message_id.clone()),
             content: Some(request.content.clone()),
+            parent_tool_call_id: None,
         }),
         FrameBody::RunStarted(RunStarted {
             run_id: answer.run_id.clone(),
@@ -101,17 +105,23 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
         client_message_id: request.client_message_id,
         answer: answer.clone(),
     };
+    let history =
+        if provider.wants_history() { history(locked.producer.sequencer.state().messages()) } else { Vec::new() };
+    let continuation = app.hub.store().continuation(session_id, provider_name).await?;
     locked.append(&app.hub, bodies, vec![record]).await?;
     let provider_run = provider.start(RunRequest {
         session_id: session_id.to_owned(),
         run_id: answer.run_id.clone(),
         prompt: request.content,
+        continuation,
+        history,
     });
     let abort = tokio_util::sync::CancellationToken::new();
     locked.producer.run = Some(ActiveRun { run_id: answer.run_id.clone(), abort: abort.clone() });
     let Locked { session, producer } = locked;
     drop(producer);
-    let driver = drive(Arc::clone(app), session, answer.run_id.clone(), provider_run, abort);
+    let run = RunContext { run_id: answer.run_id.clone(), provider: provider_name.to_owned(), continuation: None };
+    let driver = drive(Arc::clone(app), session, run, provider_run, abort);
     app.tasks.spawn(driver);
     Ok(answer)
 }
@@ -129,57 +139,115 @@ pub async fn abort(app: &AppState, session_id: &str) -> Result<String, AppError>
     }
 }
 
+/// The conversation so far, for providers that are sent it: the user's
+/// messages and the main thread's replies, with text.
+fn history(messages: &[stream_core::Message]) -> Vec<Turn> {
+    messages
+        .iter()
+        .filter(|message| message.parent_tool_call_id.is_none() && !message.content.is_empty())
+        .filter_map(|message| {
+            let role = match message.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+                Role::Tool | Role::System | Role::Reasoning => return None,
+            };
+            Some(Turn { role, content: message.content.clone() })
+        })
+        .collect()
+}
+
 /// How a run ended, as the driver saw it.
 struct Ending {
     status: Outcome,
     aborted: bool,
     exit_code: Option<i32>,
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
-/// Drives one run to its single `run_finished`.
+impl Ending {
+    fn failed(error: impl Into<String>) -> Self {
+        Self { status: Outcome::Failed, aborted: false, exit_code: None, error: Some(error.into()) }
+    }
+}
+
+/// What the driver knows of its run.
+struct RunContext {
+    run_id: String,
+    provider: String,
+    /// The provider's conversation id stored last.
+    continuation: Option<String>,
+}
+
+impl RunContext {
+    /// The write that stores a new conversation id from `items`, if one came.
+    fn continuation_write(&mut self, session_id: &str, items: &[AgentItem]) -> Option<WriteOp> {
+        let id = items.iter().rev().find_map(|item| match &item.event {
+            AgentEvent::Continuation { id } => Some(id.clone()),
+            _ => None,
+        })?;
+        if self.continuation.as_ref() == Some(&id) {
+            return None;
+        }
+        self.continuation = Some(id.clone());
+        Some(WriteOp::SetContinuation { session_id: session_id.to_owned(), provider: self.provider.clone(), id })
+    }
+}
+
+/// Drives one run to its single `run_finished`. A provider silent for the
+/// stall period gets a notice on its message; silent for the timeout, it fails.
 async fn drive(
     app: Arc<AppState>,
     session: Arc<Session>,
-    run_id: String,
-    mut run: ProviderRun,
+    mut run: RunContext,
+    mut provider: ProviderRun,
     abort: tokio_util::sync::CancellationToken,
 ) {
-    let mut translator = Translator::new(&run_id);
+    let stall = Duration::from_millis(app.config.provider_stall_ms.max(1));
+    let timeout = Duration::from_millis(app.config.provider_timeout_ms.max(1));
+    let mut translator = Translator::new(&run.run_id);
     let mut events = Vec::with_capacity(EVENTS_PER_BATCH);
+    let mut heard = Instant::now();
+    let mut noticed = false;
     let ending = loop {
+        let silence = tokio::time::sleep_until(heard + if noticed { timeout } else { stall });
         tokio::select! {
             biased;
             _ = abort.cancelled() => {
                 break Ending { status: Outcome::Cancelled, aborted: true, exit_code: None, error: None };
             }
-            _ = app.shutdown.cancelled() => {
-                break Ending { status: Outcome::Failed, aborted: false, exit_code: None, error: Some(INTERRUPTED_BY_SHUTDOWN) };
-            }
-            received = run.events.recv_many(&mut events, EVENTS_PER_BATCH) => {
-                if received == 0 {
-                    break Ending {
-                        status: Outcome::Failed,
-                        aborted: false,
-                        exit_code: None,
-                        error: Some("the provider stopped without saying how it ended"),
-                    };
+            _ = app.shutdown.cancelled() => break Ending::failed(INTERRUPTED_BY_SHUTDOWN),
+            _ = silence => {
+                if noticed {
+                    break Ending::failed(format!("the provider sent nothing for {} s", timeout.as_secs()));
                 }
-                let mut bodies = Vec::with_capacity(events.len() + 2);
+                noticed = true;
+                let notice = format!("no output from the provider for {} s", stall.as_secs());
+                if let Err(ending) = append_items(&app, &session, &mut translator, vec![notice_item(Some(notice))], None).await {
+                    break ending;
+                }
+            }
+            received = provider.events.recv_many(&mut events, EVENTS_PER_BATCH) => {
+                if received == 0 {
+                    break Ending::failed("the provider stopped without saying how it ended");
+                }
+                heard = Instant::now();
+                let mut items = Vec::with_capacity(events.len() + 1);
+                if std::mem::take(&mut noticed) {
+                    items.push(notice_item(None));
+                }
                 let mut exit = None;
                 for event in events.drain(..) {
                     match event {
-                        ProviderEvent::Exit { status, exit_code } => {
-                            exit = Some(Ending { status, aborted: false, exit_code, error: None });
+                        ProviderEvent::Exit { status, exit_code, error } => {
+                            exit = Some(Ending { status, aborted: false, exit_code, error });
                             break;
                         }
-                        event => translator.push(event, &mut bodies),
+                        ProviderEvent::Item(item) => items.push(item),
                     }
                 }
-                let mut producer = session.producer().await;
-                if let Err(error) = session.append(&app.hub, &mut producer, bodies, Vec::new()).await {
-                    tracing::error!(%error, run = %run_id, "could not append provider events; failing the run");
-                    break Ending { status: Outcome::Failed, aborted: false, exit_code: None, error: Some("storage failed") };
+                let stored = run.continuation_write(session.id(), &items);
+                if let Err(ending) = append_items(&app, &session, &mut translator, items, stored).await {
+                    break ending;
                 }
                 if let Some(exit) = exit {
                     break exit;
@@ -187,18 +255,16 @@ async fn drive(
             }
         }
     };
-    run.cancel.cancel();
+    provider.cancel.cancel();
+    let now = now_ms();
     let mut bodies = Vec::new();
     if let Some(error) = ending.error {
-        bodies.push(FrameBody::Error(ErrorFrame {
-            message_id: None,
-            error: error.to_owned(),
-            reason: Some("run_interrupted".into()),
-        }));
+        let reason = if ending.status == Outcome::Failed { "run_failed" } else { "run_interrupted" };
+        bodies.push(FrameBody::Error(ErrorFrame { message_id: None, error, reason: Some(reason.into()) }));
     }
-    translator.close(ending.status, &mut bodies);
+    translator.finish(ending.status, now, &mut bodies);
     bodies.push(FrameBody::RunFinished(RunFinished {
-        run_id: run_id.clone(),
+        run_id: run.run_id.clone(),
         status: ending.status,
         aborted: ending.aborted,
         exit_code: ending.exit_code,
@@ -207,11 +273,36 @@ async fn drive(
     let mut producer = session.producer().await;
     if let Err(error) = session.append(&app.hub, &mut producer, bodies, Vec::new()).await {
         // The log still shows the run open; the next start closes it.
-        tracing::error!(%error, run = %run_id, "could not append run_finished");
+        tracing::error!(%error, run = %run.run_id, "could not append run_finished");
     }
-    if producer.run.as_ref().is_some_and(|active| active.run_id == run_id) {
+    if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
         producer.run = None;
     }
+}
+
+/// The stall notice on the run's message, or its removal (`None`).
+fn notice_item(notice: Option<String>) -> AgentItem {
+    AgentEvent::Usage(Usage { metadata: Some(json!({ "notice": notice })), ..Usage::default() }).into()
+}
+
+/// Translates `items` and appends their frames, with `stored` in the same commit.
+async fn append_items(
+    app: &AppState,
+    session: &Session,
+    translator: &mut Translator,
+    items: Vec<AgentItem>,
+    stored: Option<WriteOp>,
+) -> Result<(), Ending> {
+    let now = now_ms();
+    let mut bodies = Vec::with_capacity(items.len() + 2);
+    for item in items {
+        translator.push(item, now, &mut bodies);
+    }
+    let mut producer = session.producer().await;
+    session.append(&app.hub, &mut producer, bodies, stored.into_iter().collect()).await.map_err(|error| {
+        tracing::error!(%error, "could not append provider events; failing the run");
+        Ending::failed("storage failed")
+    })
 }
 
 /// Closes every run a crash left open in the log: exactly one failed
@@ -239,144 +330,4 @@ pub async fn close_interrupted_runs(app: &AppState) -> Result<usize, AppError> {
         closed += 1;
     }
     Ok(closed)
-}
-
-/// Turns provider events into frame bodies: it opens an assistant message
-/// when text, a tool call or usage needs one, gives each tool result a tool
-/// message of its own, and closes what is open at the end.
-struct Translator {
-    run_id: String,
-    next_message: u32,
-    assistant: Option<String>,
-}
-
-impl Translator {
-    fn new(run_id: &str) -> Self {
-        Self { run_id: run_id.to_owned(), next_message: 0, assistant: None }
-    }
-
-    fn start_message(&mut self, role: Role, bodies: &mut Vec<FrameBody>) -> String {
-        self.next_message += 1;
-        let message_id = format!("{}.{}", self.run_id, self.next_message);
-        bodies.push(FrameBody::MessageStarted(MessageStarted {
-            message_id: message_id.clone(),
-            role,
-            created_at: now_ms(),
-            client_message_id: None,
-            content: None,
-        }));
-        message_id
-    }
-
-    fn assistant(&mut self, bodies: &mut Vec<FrameBody>) -> String {
-        match &self.assistant {
-            Some(id) => id.clone(),
-            None => {
-                let id = self.start_message(Role::Assistant, bodies);
-                self.assistant = Some(id.clone());
-                id
-            }
-        }
-    }
-
-    fn complete_assistant(&mut self, status: Outcome, bodies: &mut Vec<FrameBody>) {
-        if let Some(message_id) = self.assistant.take() {
-            bodies.push(FrameBody::MessageComplete(MessageComplete {
-                message_id,
-                status,
-                finished_at: now_ms(),
-                usage: Usage::default(),
-            }));
-        }
-    }
-
-    fn push(&mut self, event: ProviderEvent, bodies: &mut Vec<FrameBody>) {
-        match event {
-            ProviderEvent::Text { content } => {
-                let message_id = self.assistant(bodies);
-                bodies.push(FrameBody::Delta(Delta { message_id, content }));
-            }
-            ProviderEvent::ToolCall { id, name, input } => {
-                let message_id = self.assistant(bodies);
-                bodies.push(FrameBody::ToolCall(ToolCallFrame {
-                    message_id,
-                    tool_call: ToolCallSpec { id, name, input, started_at: Some(now_ms()) },
-                }));
-            }
-            ProviderEvent::ToolResult { tool_call_id, output, truncated, error } => {
-                // The reply after a tool result is a new assistant message.
-                self.complete_assistant(Outcome::Complete, bodies);
-                let message_id = self.start_message(Role::Tool, bodies);
-                bodies.push(FrameBody::ToolResult(ToolResultFrame {
-                    message_id,
-                    tool_call_id,
-                    output,
-                    truncated,
-                    error,
-                }));
-            }
-            ProviderEvent::Usage(usage) => {
-                let message_id = self.assistant(bodies);
-                bodies.push(FrameBody::Status(StatusFrame { message_id, usage }));
-            }
-            ProviderEvent::Error { error } => {
-                bodies.push(FrameBody::Error(ErrorFrame { message_id: self.assistant.clone(), error, reason: None }));
-            }
-            ProviderEvent::Exit { .. } => {}
-        }
-    }
-
-    fn close(&mut self, status: Outcome, bodies: &mut Vec<FrameBody>) {
-        self.complete_assistant(status, bodies);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_translator_opens_and_closes_messages_around_tools() {
-        let mut translator = Translator::new("r");
-        let mut bodies = Vec::new();
-        for event in [
-            ProviderEvent::Text { content: "a".into() },
-            ProviderEvent::ToolCall { id: "t".into(), name: "n".into(), input: serde_json::Value::Null },
-            ProviderEvent::ToolResult {
-                tool_call_id: "t".into(),
-                output: serde_json::json!(1),
-                truncated: false,
-                error: None,
-            },
-            ProviderEvent::Text { content: "b".into() },
-        ] {
-            translator.push(event, &mut bodies);
-        }
-        translator.close(Outcome::Complete, &mut bodies);
-        let kinds: Vec<String> = bodies
-            .iter()
-            .map(|body| match body {
-                FrameBody::MessageStarted(started) => format!("start {} {:?}", started.message_id, started.role),
-                FrameBody::Delta(delta) => format!("delta {}", delta.message_id),
-                FrameBody::ToolCall(call) => format!("call {}", call.message_id),
-                FrameBody::ToolResult(result) => format!("result {}", result.message_id),
-                FrameBody::MessageComplete(complete) => format!("complete {}", complete.message_id),
-                other => format!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(
-            kinds,
-            vec![
-                "start r.1 Assistant",
-                "delta r.1",
-                "call r.1",
-                "complete r.1",
-                "start r.2 Tool",
-                "result r.2",
-                "start r.3 Assistant",
-                "delta r.3",
-                "complete r.3",
-            ]
-        );
-    }
 }

@@ -1,5 +1,6 @@
-//! The durable log in SQLite (WAL mode): sessions, their sequenced frames, and
-//! the answers to sends (for idempotency).
+//! The durable log in SQLite (WAL mode): sessions, their sequenced frames,
+//! the answers to sends (for idempotency), and each provider's own id of a
+//! session's conversation (for continuing it; never sent to a client).
 //!
 //! All writes go through one writer thread that commits whatever has queued
 //! up as one transaction (group commit), so durability does not cap
@@ -103,6 +104,15 @@ pub enum WriteOp {
         /// The answer.
         answer: SendAnswer,
     },
+    /// The provider's own id of the session's conversation, replacing the last.
+    SetContinuation {
+        /// The session.
+        session_id: String,
+        /// The provider.
+        provider: String,
+        /// Its id (Claude Code's session, Codex's thread).
+        id: String,
+    },
     /// A session and everything in it goes.
     DeleteSession {
         /// The session.
@@ -146,6 +156,12 @@ CREATE TABLE IF NOT EXISTS sends (
     client_message_id TEXT NOT NULL,
     answer TEXT NOT NULL,
     PRIMARY KEY (session_id, client_message_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS continuations (
+    session_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (session_id, provider)
 ) WITHOUT ROWID;
 ";
 
@@ -249,6 +265,21 @@ impl Store {
                     Ok((row.get::<_, i64>(0)? as u64, Arc::<str>::from(row.get::<_, String>(1)?)))
                 })?
                 .collect()
+        })
+        .await
+    }
+
+    /// The provider's own id of the session's conversation, if a run stored one.
+    pub async fn continuation(&self, session_id: &str, provider: &str) -> Result<Option<String>, StoreError> {
+        let (session_id, provider) = (session_id.to_owned(), provider.to_owned());
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT id FROM continuations WHERE session_id = ?1 AND provider = ?2",
+                    [&session_id, &provider],
+                    |row| row.get(0),
+                )
+                .optional()
         })
         .await
     }
@@ -369,7 +400,14 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> rusqlite::Result<()> {
                     params![session_id, client_message_id, answer],
                 )?;
             }
+            WriteOp::SetContinuation { session_id, provider, id } => {
+                transaction.execute(
+                    "INSERT OR REPLACE INTO continuations (session_id, provider, id) VALUES (?1, ?2, ?3)",
+                    params![session_id, provider, id],
+                )?;
+            }
             WriteOp::DeleteSession { id } => {
+                transaction.execute("DELETE FROM continuations WHERE session_id = ?1", [id])?;
                 transaction.execute("DELETE FROM frames WHERE session_id = ?1", [id])?;
                 transaction.execute("DELETE FROM sends WHERE session_id = ?1", [id])?;
                 transaction.execute("DELETE FROM sessions WHERE id = ?1", [id])?;

@@ -23,7 +23,8 @@ const TYPES: &'static str = r#"
 export type Outcome = "complete" | "cancelled" | "failed";
 /** Where a message is in its life; `pending` is client-only. */
 export type MessageStatus = "pending" | "streaming" | Outcome;
-export type Role = "user" | "assistant" | "tool" | "system";
+/** `reasoning`: the agent's thinking, in a message of its own before its text. */
+export type Role = "user" | "assistant" | "tool" | "system" | "reasoning";
 /** Any JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -53,6 +54,8 @@ export interface Message {
   created_at?: number;
   finished_at?: number;
   client_message_id?: string;
+  /** The tool call (a subagent's) this message was written inside. */
+  parent_tool_call_id?: string;
   tool_calls: ToolCall[];
   tool_result?: ToolResult;
   tokens_used?: number;
@@ -61,6 +64,8 @@ export interface Message {
   cache_tokens?: number;
   reasoning_tokens?: number;
   model?: string;
+  /** What the message cost in US dollars, when the provider says. */
+  cost_usd?: number;
   error?: string;
   metadata?: Json;
 }

@@ -36,6 +36,14 @@ function MessageViewImpl({ message, results, onRetry }: Props) {
           {message.content || message.error}
         </article>
       );
+    case "reasoning":
+      // Open while it streams, folded once done; hidden thinking says so.
+      return (
+        <details className="message reasoning" data-status={message.status} open={message.status === "streaming"}>
+          <summary>Thinking{message.reasoning_tokens ? ` · ${figures.format(message.reasoning_tokens)} tokens` : ""}</summary>
+          {message.content ? <Markdown text={message.content} /> : <p className="hidden-thinking">The provider did not show this thinking.</p>}
+        </details>
+      );
     case "tool":
       // A result whose call is not in the list (e.g. deleted): shown on its own.
       return <ToolCard call={null} result={message} />;

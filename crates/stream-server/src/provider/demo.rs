@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use stream_core::message::{Outcome, Usage};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use super::{Provider, ProviderEvent, ProviderRun, RunRequest};
+use stream_core::agent::AgentEvent;
+
+use super::{Provider, ProviderEvent, ProviderRun, RunRequest, channel};
+
+/// The model name the demo reports.
+const DEMO_MODEL: &str = "demo-1";
 
 /// Text beats the demo's tool call takes.
 const TOOL_BEATS: u32 = 10;
@@ -63,30 +66,30 @@ impl DemoProvider {
 }
 
 /// The events of the script for one request, without the final `Exit`.
-pub fn script(request: &RunRequest, reply_words: usize) -> Vec<ProviderEvent> {
-    let text = |content: String| ProviderEvent::Text { content };
+pub fn script(request: &RunRequest, reply_words: usize) -> Vec<AgentEvent> {
+    let text = |content: String| AgentEvent::Text { content };
     let call_id = format!("{}-search", request.run_id);
-    let mut events: Vec<ProviderEvent> = ["Looking ", "into: ", &format!("\"{}\". ", request.prompt)]
+    let mut events: Vec<AgentEvent> = ["Looking ", "into: ", &format!("\"{}\". ", request.prompt)]
         .iter()
         .map(|part| text(part.to_string()))
         .collect();
-    events.push(ProviderEvent::ToolCall {
+    events.push(AgentEvent::ToolCall {
         id: call_id.clone(),
         name: "search".into(),
         input: json!({ "query": request.prompt }),
     });
-    events.push(ProviderEvent::ToolResult {
+    events.push(AgentEvent::ToolResult {
         tool_call_id: call_id,
         output: json!({ "hits": 3, "top": format!("notes about {}", request.prompt) }),
         truncated: false,
         error: None,
     });
     events.extend((0..reply_words).map(|i| text(format!("{} ", WORDS[i % WORDS.len()]))));
-    events.push(ProviderEvent::Usage(Usage {
+    events.push(AgentEvent::Usage(Usage {
         tokens_used: Some(reply_words as u64 + 12),
         ctx_used: Some(reply_words as u64 * 4 + 100),
         ctx_max: Some(200_000),
-        model: Some("demo-1".into()),
+        model: Some(DEMO_MODEL.into()),
         ..Usage::default()
     }));
     events
@@ -94,22 +97,21 @@ pub fn script(request: &RunRequest, reply_words: usize) -> Vec<ProviderEvent> {
 
 impl Provider for DemoProvider {
     fn start(&self, request: RunRequest) -> ProviderRun {
-        let (sender, events) = mpsc::channel(256);
-        let cancel = CancellationToken::new();
-        let stop = cancel.clone();
+        let (sender, run) = channel();
+        let stop = run.cancel.clone();
         let config = self.config;
         tokio::spawn(async move {
             for event in script(&request, config.reply_words) {
                 // Text comes at the configured pace; the tool "works" for ten
                 // beats, so its card shows a running state and a duration.
                 let pause = match event {
-                    ProviderEvent::Text { .. } => config.delta_interval,
-                    ProviderEvent::ToolCall { .. } => config.delta_interval * TOOL_BEATS,
+                    AgentEvent::Text { .. } => config.delta_interval,
+                    AgentEvent::ToolCall { .. } => config.delta_interval * TOOL_BEATS,
                     _ => Duration::ZERO,
                 };
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    sent = sender.send(event) => if sent.is_err() { return },
+                    sent = sender.send(event.into()) => if sent.is_err() { return },
                 }
                 if !pause.is_zero() {
                     tokio::select! {
@@ -118,9 +120,17 @@ impl Provider for DemoProvider {
                     }
                 }
             }
-            let _ = sender.send(ProviderEvent::Exit { status: Outcome::Complete, exit_code: None }).await;
+            let _ = sender.send(ProviderEvent::Exit { status: Outcome::Complete, exit_code: None, error: None }).await;
         });
-        ProviderRun { events, cancel }
+        run
+    }
+
+    fn kind(&self) -> &'static str {
+        "demo"
+    }
+
+    fn model(&self) -> Option<String> {
+        Some(DEMO_MODEL.into())
     }
 }
 
@@ -129,15 +139,15 @@ mod tests {
     use super::*;
 
     fn request() -> RunRequest {
-        RunRequest { session_id: "s".into(), run_id: "r1".into(), prompt: "hi".into() }
+        RunRequest { session_id: "s".into(), run_id: "r1".into(), prompt: "hi".into(), ..RunRequest::default() }
     }
 
     #[test]
     fn the_script_is_deterministic_and_calls_one_tool() {
         let events = script(&request(), 10);
         assert_eq!(events, script(&request(), 10));
-        let calls = events.iter().filter(|event| matches!(event, ProviderEvent::ToolCall { .. })).count();
-        let texts = events.iter().filter(|event| matches!(event, ProviderEvent::Text { .. })).count();
+        let calls = events.iter().filter(|event| matches!(event, AgentEvent::ToolCall { .. })).count();
+        let texts = events.iter().filter(|event| matches!(event, AgentEvent::Text { .. })).count();
         assert_eq!((calls, texts), (1, 13));
     }
 
@@ -149,7 +159,7 @@ mod tests {
         while let Some(event) = run.events.recv().await {
             last = Some(event);
         }
-        assert_eq!(last, Some(ProviderEvent::Exit { status: Outcome::Complete, exit_code: None }));
+        assert_eq!(last, Some(ProviderEvent::Exit { status: Outcome::Complete, exit_code: None, error: None }));
 
         let provider = DemoProvider::new(DemoConfig { delta_interval: Duration::from_secs(60), reply_words: 5 });
         let mut run = provider.start(request());

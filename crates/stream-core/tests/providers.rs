@@ -1,0 +1,318 @@
+//! Real provider transcripts recorded by other projects, read in place from
+//! `../shared/fixtures/providers` (never copied here), through each adapter,
+//! the translator and the reducer: whole, and re-chunked at random byte
+//! boundaries (the same messages and hash for any chunking). What the session
+//! ends with is checked against what the transcript itself says, read here
+//! independently of the adapters. Skips with a message when `../shared` is absent.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use serde_json::Value;
+use stream_core::agent::{Decoder, Format, StreamVerdict, Translator};
+use stream_core::message::{Message, Outcome, Role};
+use stream_core::{SequencedFrame, SessionState, StateHash};
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/providers");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent (the transcripts recorded by others)", dir.display());
+        None
+    }
+}
+
+/// A transcript as its provider sends it on the wire.
+struct Transcript {
+    name: String,
+    format: Format,
+    wire: Vec<u8>,
+    /// The native events, one JSON object each, for the independent checks.
+    events: Vec<Value>,
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines().filter(|line| !line.trim().is_empty()).filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
+/// Every transcript of the four formats; `.chunks.jsonl` files (data objects
+/// only) are framed as the servers frame them.
+fn transcripts() -> Vec<Transcript> {
+    let Some(root) = fixtures() else { return Vec::new() };
+    let mut all = Vec::new();
+    for (folder, format) in [
+        ("claude-code", Format::ClaudeCode),
+        ("codex", Format::Codex),
+        ("openai-chat", Format::OpenAiChat),
+        ("anthropic-sse", Format::Anthropic),
+    ] {
+        let mut paths: Vec<PathBuf> =
+            std::fs::read_dir(root.join(folder)).unwrap().map(|entry| entry.unwrap().path()).collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (wire, events) = match (format, name.rsplit_once('.').map(|(_, ext)| ext)) {
+                // `--output-format json` is one result object, not a stream.
+                (Format::ClaudeCode, Some("json")) => continue,
+                (Format::ClaudeCode | Format::Codex, _) => (text.clone().into_bytes(), json_lines(&text)),
+                (Format::OpenAiChat, Some("sse")) => {
+                    let events = text
+                        .lines()
+                        .filter_map(|line| line.strip_prefix("data:"))
+                        .filter_map(|data| serde_json::from_str(data.trim()).ok())
+                        .collect();
+                    (text.clone().into_bytes(), events)
+                }
+                (Format::OpenAiChat, _) => {
+                    let events = json_lines(&text);
+                    let mut wire: String = events.iter().map(|event| format!("data: {event}\n\n")).collect();
+                    wire.push_str("data: [DONE]\n\n");
+                    (wire.into_bytes(), events)
+                }
+                (Format::Anthropic, Some("json")) => {
+                    let recording: Value = serde_json::from_str(&text).unwrap();
+                    let sse = recording.pointer("/response/sse_events").and_then(Value::as_array).unwrap();
+                    let mut wire = String::new();
+                    let mut events = Vec::new();
+                    for event in sse {
+                        let (name, data) = (event["event"].as_str().unwrap(), event["data"].as_str().unwrap());
+                        wire.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+                        events.push(serde_json::from_str(data).unwrap());
+                    }
+                    (wire.into_bytes(), events)
+                }
+                (Format::Anthropic, _) => {
+                    let events = json_lines(&text);
+                    let wire: String = events
+                        .iter()
+                        .map(|event| format!("event: {}\ndata: {event}\n\n", event["type"].as_str().unwrap()))
+                        .collect();
+                    (wire.into_bytes(), events)
+                }
+                (Format::Command, _) => unreachable!(),
+            };
+            all.push(Transcript { name: format!("{folder}/{name}"), format, wire, events });
+        }
+    }
+    all
+}
+
+/// What a session holds after a transcript.
+#[derive(Debug, PartialEq)]
+struct Played {
+    messages: Vec<Message>,
+    hash: StateHash,
+    verdict: StreamVerdict,
+    continuation: Option<String>,
+    cost_usd: Option<f64>,
+}
+
+/// Plays the wire bytes, cut at `cuts` (positions, any order), into a session.
+fn play(transcript: &Transcript, cuts: &[usize]) -> Played {
+    let mut positions: Vec<usize> = cuts.iter().map(|cut| cut % (transcript.wire.len() + 1)).collect();
+    positions.push(transcript.wire.len());
+    positions.sort_unstable();
+    let mut decoder = Decoder::new(transcript.format, 1 << 20);
+    let mut translator = Translator::new("r");
+    let mut state = SessionState::new();
+    let mut continuation = None;
+    let mut seq = 0;
+    let mut apply = |bodies: Vec<stream_core::FrameBody>, state: &mut SessionState| {
+        for body in bodies {
+            seq += 1;
+            state.apply(SequencedFrame { channel: Arc::from("s"), epoch: Arc::from("e"), seq, body });
+        }
+    };
+    let mut start = 0;
+    let mut items = Vec::new();
+    for end in positions {
+        decoder.push(&transcript.wire[start..end], &mut items);
+        start = end;
+    }
+    decoder.finish(&mut items);
+    let mut bodies = Vec::new();
+    for item in items {
+        if let stream_core::agent::AgentEvent::Continuation { id } = &item.event {
+            continuation = Some(id.clone());
+        }
+        translator.push(item, 1, &mut bodies);
+    }
+    let verdict = decoder.verdict();
+    let status = if verdict.failed.is_some() { Outcome::Failed } else { Outcome::Complete };
+    translator.finish(status, 2, &mut bodies);
+    apply(bodies, &mut state);
+    Played {
+        messages: state.messages().to_vec(),
+        hash: state.state_hash(),
+        verdict,
+        continuation,
+        cost_usd: state.cost_usd(),
+    }
+}
+
+fn text_of(messages: &[Message], role: Role) -> String {
+    messages.iter().filter(|m| m.role == role && m.parent_tool_call_id.is_none()).map(|m| m.content.as_str()).collect()
+}
+
+fn tool_calls(messages: &[Message]) -> BTreeSet<(String, String)> {
+    messages.iter().flat_map(|m| &m.tool_calls).map(|call| (call.id.clone(), call.name.clone())).collect()
+}
+
+fn tool_results(messages: &[Message]) -> BTreeSet<String> {
+    messages.iter().filter_map(|m| m.tool_result.as_ref()).map(|result| result.tool_call_id.clone()).collect()
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// What the transcript says, read without the adapters.
+#[derive(Debug, Default)]
+struct Said {
+    text: String,
+    thinking: String,
+    calls: BTreeSet<(String, String)>,
+    results: BTreeSet<String>,
+    cost_usd: Option<f64>,
+    failed: bool,
+    continuation: Option<String>,
+}
+
+fn said(transcript: &Transcript) -> Said {
+    let mut said = Said::default();
+    for event in &transcript.events {
+        let kind = str_at(event, "/type");
+        match transcript.format {
+            Format::ClaudeCode => match kind {
+                "assistant" if event.get("error").is_none() => {
+                    for block in event.pointer("/message/content").and_then(Value::as_array).into_iter().flatten() {
+                        let main = event.get("parent_tool_use_id").is_none_or(Value::is_null);
+                        match str_at(block, "/type") {
+                            "text" if main => said.text.push_str(str_at(block, "/text")),
+                            "thinking" if main => said.thinking.push_str(str_at(block, "/thinking")),
+                            "tool_use" => {
+                                said.calls.insert((str_at(block, "/id").into(), str_at(block, "/name").into()));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                "user" => {
+                    for block in event.pointer("/message/content").and_then(Value::as_array).into_iter().flatten() {
+                        if str_at(block, "/type") == "tool_result" {
+                            said.results.insert(str_at(block, "/tool_use_id").into());
+                        }
+                    }
+                }
+                "result" => {
+                    said.cost_usd = event.get("total_cost_usd").and_then(Value::as_f64);
+                    said.failed = event.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+                    said.continuation = Some(str_at(event, "/session_id").into());
+                }
+                _ => {}
+            },
+            Format::Codex => {
+                let item = event.get("item").unwrap_or(&Value::Null);
+                let item_type = str_at(item, "/type");
+                match (kind, item_type) {
+                    ("thread.started", _) => said.continuation = Some(str_at(event, "/thread_id").into()),
+                    ("turn.failed", _) => said.failed = true,
+                    ("item.completed", "agent_message") => said.text.push_str(str_at(item, "/text")),
+                    ("item.completed", "reasoning") => said.thinking.push_str(str_at(item, "/text")),
+                    ("item.completed", "error") => {}
+                    ("item.completed", _) => {
+                        said.calls.insert((str_at(item, "/id").into(), String::new()));
+                        said.results.insert(str_at(item, "/id").into());
+                    }
+                    _ => {}
+                }
+            }
+            Format::OpenAiChat => {
+                if event.get("error").is_some() {
+                    said.failed = true;
+                }
+                for choice in event.get("choices").and_then(Value::as_array).into_iter().flatten() {
+                    said.text.push_str(str_at(choice, "/delta/content"));
+                    let reasoning =
+                        choice.pointer("/delta/reasoning_content").or_else(|| choice.pointer("/delta/reasoning"));
+                    said.thinking.push_str(reasoning.and_then(Value::as_str).unwrap_or_default());
+                    for call in choice.pointer("/delta/tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                        if let Some(id) = call.get("id").and_then(Value::as_str) {
+                            said.calls.insert((id.into(), str_at(call, "/function/name").into()));
+                        }
+                    }
+                }
+            }
+            Format::Anthropic => match kind {
+                "content_block_start" => {
+                    let block = &event["content_block"];
+                    match str_at(block, "/type") {
+                        "text" => said.text.push_str(str_at(block, "/text")),
+                        "tool_use" | "server_tool_use" => {
+                            said.calls.insert((str_at(block, "/id").into(), str_at(block, "/name").into()));
+                        }
+                        _ => {}
+                    }
+                }
+                "content_block_delta" => {
+                    said.text.push_str(str_at(event, "/delta/text"));
+                    said.thinking.push_str(str_at(event, "/delta/thinking"));
+                }
+                "error" => said.failed = true,
+                _ => {}
+            },
+            Format::Command => unreachable!(),
+        }
+    }
+    said
+}
+
+#[test]
+fn every_transcript_ends_as_the_session_it_describes() {
+    let transcripts = transcripts();
+    for transcript in &transcripts {
+        let played = play(transcript, &[]);
+        let said = said(transcript);
+        let name = &transcript.name;
+        assert_eq!(text_of(&played.messages, Role::Assistant), said.text, "{name}: assistant text");
+        assert_eq!(text_of(&played.messages, Role::Reasoning), said.thinking, "{name}: reasoning text");
+        let calls = tool_calls(&played.messages);
+        if transcript.format == Format::Codex {
+            let ids: BTreeSet<String> = calls.iter().map(|(id, _)| id.clone()).collect();
+            let said_ids: BTreeSet<String> = said.calls.iter().map(|(id, _)| id.clone()).collect();
+            assert_eq!(ids, said_ids, "{name}: tool calls");
+        } else {
+            assert_eq!(calls, said.calls, "{name}: tool calls");
+        }
+        assert!(tool_results(&played.messages).is_superset(&said.results), "{name}: tool results");
+        assert_eq!(played.cost_usd, said.cost_usd, "{name}: cost");
+        assert_eq!(played.verdict.failed.is_some(), said.failed, "{name}: failure {:?}", played.verdict);
+        assert_eq!(played.continuation, said.continuation.filter(|id| !id.is_empty()), "{name}: continuation");
+        // Errors the transcript reports show; none comes from reading it.
+        let unreadable =
+            played.messages.iter().filter_map(|m| m.error.as_deref()).find(|error| error.contains("not JSON"));
+        assert_eq!(unreadable, None, "{name}");
+    }
+    if !transcripts.is_empty() {
+        eprintln!("{} transcripts checked", transcripts.len());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_chunking_gives_the_same_session(cuts in prop::collection::vec(any::<usize>(), 1..24)) {
+        for transcript in &transcripts() {
+            let whole = play(transcript, &[]);
+            let cut = play(transcript, &cuts);
+            prop_assert_eq!(&cut, &whole, "{} cut at {:?}", transcript.name, cuts);
+        }
+    }
+}
