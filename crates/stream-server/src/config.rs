@@ -63,19 +63,19 @@ pub struct Config {
     #[arg(long, env = "STREAM_COMMAND")]
     pub command: Option<PathBuf>,
     /// Arguments of the `command` provider, comma-separated.
-    #[arg(long, env = "STREAM_COMMAND_ARGS", value_delimiter = ',')]
+    #[arg(long, env = "STREAM_COMMAND_ARGS", value_delimiter = ',', allow_hyphen_values = true)]
     pub command_args: Vec<String>,
     /// The Claude Code CLI (`claude`) for the `claude-code` provider; found on `PATH` when not given.
     #[arg(long, env = "STREAM_CLAUDE_COMMAND")]
     pub claude_command: Option<PathBuf>,
     /// Extra arguments for Claude Code, comma-separated (e.g. `--model,opus`).
-    #[arg(long, env = "STREAM_CLAUDE_ARGS", value_delimiter = ',')]
+    #[arg(long, env = "STREAM_CLAUDE_ARGS", value_delimiter = ',', allow_hyphen_values = true)]
     pub claude_args: Vec<String>,
     /// The Codex CLI (`codex`) for the `codex` provider; found on `PATH` when not given.
     #[arg(long, env = "STREAM_CODEX_COMMAND")]
     pub codex_command: Option<PathBuf>,
     /// Extra arguments for `codex exec`, comma-separated (e.g. `--skip-git-repo-check`).
-    #[arg(long, env = "STREAM_CODEX_ARGS", value_delimiter = ',')]
+    #[arg(long, env = "STREAM_CODEX_ARGS", value_delimiter = ',', allow_hyphen_values = true)]
     pub codex_args: Vec<String>,
     /// Offers nothing found on `PATH`: only the CLIs given by flag.
     #[arg(long, env = "STREAM_NO_CLI_DETECTION")]
@@ -175,5 +175,27 @@ impl Config {
             Some(dir) => Some(dir.clone()),
             None => Some(PathBuf::from("web/dist")).filter(|dir| dir.is_dir()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_arguments_may_be_flags_themselves() {
+        let config =
+            Config::try_parse_from(["stream-server", "--claude-args=--model,opus", "--codex-args", "--full-auto"])
+                .unwrap();
+        assert_eq!(config.claude_args, ["--model", "opus"]);
+        assert_eq!(config.codex_args, ["--full-auto"]);
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let config =
+            Config::try_parse_from(["stream-server", "--auth-token", "hunter2", "--openai-api-key", "sk-1"]).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("sk-1"), "{shown}");
     }
 }

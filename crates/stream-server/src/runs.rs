@@ -218,10 +218,10 @@ async fn drive(
             _ = app.shutdown.cancelled() => break Ending::failed(INTERRUPTED_BY_SHUTDOWN),
             _ = silence => {
                 if noticed {
-                    break Ending::failed(format!("the provider sent nothing for {} s", timeout.as_secs()));
+                    break Ending::failed(format!("the provider sent nothing for {}", spoken(timeout)));
                 }
                 noticed = true;
-                let notice = format!("no output from the provider for {} s", stall.as_secs());
+                let notice = format!("no output from the provider for {}", spoken(stall));
                 if let Err(ending) = append_items(&app, &session, &mut translator, vec![notice_item(Some(notice))], None).await {
                     break ending;
                 }
@@ -277,6 +277,15 @@ async fn drive(
     }
     if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
         producer.run = None;
+    }
+}
+
+/// A duration as a person reads it: `120 s`, or `200 ms` under a second.
+fn spoken(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{} s", duration.as_secs())
     }
 }
 
