@@ -83,9 +83,10 @@ demo: web
     cargo build --release -p stream-server
     ./target/release/stream-server --data-dir data --web-dir web/dist
 
-# Benchmarks; tables on stdout, JSON under target/bench/ (core.json, server.json).
+# Benchmarks; tables on stdout, JSON under target/bench/ (core.json, adapters.json, server.json, wasm.json).
 bench:
     cargo bench -p stream-core --bench ingest
+    cargo bench -p stream-core --bench adapters
     cargo build --release -p stream-server -p stream-bench
     ./target/release/loadgen --server target/release/stream-server
     just wasm

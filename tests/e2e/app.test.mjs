@@ -325,7 +325,17 @@ test("a 1,000-message session streams while scrolled up; long tasks are measured
       };
       requestAnimationFrame(tick);
     });
-    const scrolledTo = await page.locator(".messages").evaluate((element) => element.scrollTop);
+    // Messages coming into view render at their real height (content-visibility)
+    // and scroll anchoring moves the position meanwhile: read it once it is still.
+    const scrolledTo = await page.locator(".messages").evaluate(async (element) => {
+      let last = -1;
+      for (let still = 0; still < 3; ) {
+        await new Promise((done) => setTimeout(done, 100));
+        still = element.scrollTop === last ? still + 1 : 0;
+        last = element.scrollTop;
+      }
+      return last;
+    });
     await sendPrompt(page, "Stream while I read");
     const started = Date.now();
     await page.locator("article.assistant[data-status=streaming]").last().waitFor({ state: "attached" });

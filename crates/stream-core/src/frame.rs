@@ -131,6 +131,10 @@ pub struct ToolCallSpec {
     /// extension of the protocol's shape).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<u64>,
+    /// Set while the input is still streaming: a later `tool_call` with the
+    /// same id carries the whole input (an extension).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preparing: bool,
 }
 
 /// Body of `tool_call`.

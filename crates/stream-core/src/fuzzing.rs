@@ -135,6 +135,8 @@ impl BodyPick {
                     name: "search".into(),
                     input: serde_json::json!({"q": TEXTS[usize::from(call) % TEXTS.len()], "n": call, "f": 0.5}),
                     started_at: Some(u64::from(call)),
+                    // From the same byte, so recorded inputs decode as before.
+                    preparing: call & 0x80 != 0,
                 },
             }),
             Self::ToolResult { message, call, failed } => FrameBody::ToolResult(ToolResultFrame {

@@ -74,6 +74,8 @@ pub enum ToolCallState {
     /// Called, no result yet.
     #[default]
     Running,
+    /// Its input is still streaming in; the call is not made yet.
+    Preparing,
     /// A result came back without an error.
     Succeeded,
     /// A result came back with an error, or the run failed before the result.

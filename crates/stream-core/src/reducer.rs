@@ -147,7 +147,8 @@ impl SessionState {
             if message.status == MessageStatus::Streaming {
                 self.opened.push(message.id.clone());
             }
-            for call in message.tool_calls.iter().filter(|call| call.state == ToolCallState::Running) {
+            let open = |call: &&ToolCall| matches!(call.state, ToolCallState::Running | ToolCallState::Preparing);
+            for call in message.tool_calls.iter().filter(open) {
                 self.open_tool_calls.insert(call.id.clone(), message.id.clone());
             }
             self.messages.push(message);
@@ -188,15 +189,29 @@ impl SessionState {
             FrameBody::ToolCall(frame) => {
                 if let Some(i) = self.slot(&frame.message_id, Role::Assistant) {
                     let spec = frame.tool_call;
-                    self.open_tool_calls.insert(spec.id.clone(), frame.message_id);
-                    self.messages[i].tool_calls.push(ToolCall {
-                        id: spec.id,
-                        name: spec.name,
-                        input: spec.input,
-                        state: ToolCallState::Running,
-                        error: None,
-                        started_at: spec.started_at,
-                    });
+                    let state = if spec.preparing { ToolCallState::Preparing } else { ToolCallState::Running };
+                    let calls = &mut self.messages[i].tool_calls;
+                    match calls.iter_mut().find(|call| call.id == spec.id) {
+                        // The whole call after its preparing one: same place, full input.
+                        Some(call) if call.state == ToolCallState::Preparing => {
+                            call.name = spec.name;
+                            call.input = spec.input;
+                            call.state = state;
+                            call.started_at = spec.started_at.or(call.started_at);
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.open_tool_calls.insert(spec.id.clone(), frame.message_id);
+                            calls.push(ToolCall {
+                                id: spec.id,
+                                name: spec.name,
+                                input: spec.input,
+                                state,
+                                error: None,
+                                started_at: spec.started_at,
+                            });
+                        }
+                    }
                 }
             }
             FrameBody::ToolResult(result) => {
@@ -384,12 +399,39 @@ mod tests {
                 name: "grep".into(),
                 input: serde_json::json!({"q": "x"}),
                 started_at: None,
+                preparing: false,
             },
         })
     }
 
     fn run_finished(status: Outcome, aborted: bool) -> FrameBody {
         FrameBody::RunFinished(RunFinished { run_id: "r".into(), status, aborted, exit_code: None, state_hash: None })
+    }
+
+    #[test]
+    fn a_preparing_call_is_completed_in_place_by_its_whole_call_and_fails_if_the_run_ends_first() {
+        let mut state = SessionState::new();
+        let preparing = |id: &str| {
+            FrameBody::ToolCall(ToolCallFrame {
+                message_id: "a".into(),
+                tool_call: ToolCallSpec {
+                    id: id.into(),
+                    name: "Bash".into(),
+                    input: serde_json::Value::Null,
+                    started_at: None,
+                    preparing: true,
+                },
+            })
+        };
+        apply_all(&mut state, vec![preparing("t1"), preparing("t2")]);
+        let calls = &state.message("a").unwrap().tool_calls;
+        assert_eq!(calls.iter().map(|call| call.state).collect::<Vec<_>>(), [ToolCallState::Preparing; 2]);
+        apply_all(&mut state, vec![tool_call("a", "t1"), tool_call("a", "t1")]);
+        let calls = &state.message("a").unwrap().tool_calls;
+        assert_eq!(calls.len(), 2, "completed in place, a repeat ignored");
+        assert_eq!((calls[0].state, &calls[0].input), (ToolCallState::Running, &serde_json::json!({"q": "x"})));
+        apply_all(&mut state, vec![run_finished(Outcome::Complete, false)]);
+        assert_eq!(state.message("a").unwrap().tool_calls[1].state, ToolCallState::Failed);
     }
 
     #[test]

@@ -131,6 +131,7 @@ impl CanonicalEncoder {
                 ToolCallState::Succeeded => 1,
                 ToolCallState::Failed => 2,
                 ToolCallState::Cancelled => 3,
+                ToolCallState::Preparing => 4,
             });
             self.opt(call.error.as_deref(), Self::str);
             self.opt(call.started_at, Self::u64);

@@ -32,7 +32,8 @@ export interface ToolCall {
   id: string;
   name: string;
   input: Json;
-  state: "running" | "succeeded" | "failed" | "cancelled";
+  /** `preparing`: its input is still streaming in. */
+  state: "preparing" | "running" | "succeeded" | "failed" | "cancelled";
   error?: string;
   /** When the call was made (ms since the epoch), when the server said. */
   started_at?: number;

@@ -10,9 +10,9 @@ export function ToolCard({ call, result }: { call: ToolCall | null; result: Mess
   return (
     <details className={`tool-card ${state}`} data-state={state}>
       <summary>
-        {state === "running" ? <span className="spinner" aria-hidden="true" /> : <span className="tool-icon" aria-hidden="true">⚙</span>}
+        {state === "running" || state === "preparing" ? <span className="spinner" aria-hidden="true" /> : <span className="tool-icon" aria-hidden="true">⚙</span>}
         <span className="tool-name">{name}</span>
-        <span className={`badge ${state === "succeeded" ? "ok" : state === "running" ? "" : "bad"}`}>{state}</span>
+        <span className={`badge ${state === "succeeded" ? "ok" : state === "running" || state === "preparing" ? "" : "bad"}`}>{state}</span>
         {duration !== undefined && <span className="duration">{formatDuration(duration)}</span>}
       </summary>
       {call && (

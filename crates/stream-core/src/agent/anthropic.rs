@@ -99,12 +99,15 @@ impl MessageStream {
                         emit(AgentEvent::ReasoningHidden { redacted: true });
                         Block::Other
                     }
-                    "tool_use" | "server_tool_use" => Block::ToolUse {
-                        id: text("id"),
-                        name: text("name"),
-                        json: String::new(),
-                        initial: block.get("input").cloned().unwrap_or(Value::Null),
-                    },
+                    "tool_use" | "server_tool_use" => {
+                        emit(AgentEvent::ToolPreparing { id: text("id"), name: text("name") });
+                        Block::ToolUse {
+                            id: text("id"),
+                            name: text("name"),
+                            json: String::new(),
+                            initial: block.get("input").cloned().unwrap_or(Value::Null),
+                        }
+                    }
                     // Results of server tools (web search, code execution) come whole.
                     kind if kind.ends_with("_tool_result") => {
                         emit(AgentEvent::ToolResult {
@@ -214,6 +217,7 @@ mod tests {
         assert_eq!(
             events,
             vec![
+                AgentEvent::ToolPreparing { id: "t".into(), name: "Read".into() },
                 AgentEvent::ToolCall { id: "t".into(), name: "Read".into(), input: json!({"path": "a"}) },
                 AgentEvent::Usage(Usage { tokens_used: Some(12), model: Some("claude".into()), ..Usage::default() }),
             ]
@@ -235,6 +239,7 @@ mod tests {
             events,
             vec![
                 AgentEvent::ReasoningHidden { redacted: false },
+                AgentEvent::ToolPreparing { id: "t".into(), name: "Now".into() },
                 AgentEvent::ToolCall { id: "t".into(), name: "Now".into(), input: json!({}) },
                 AgentEvent::Error { error: "overloaded_error: Overloaded".into() },
             ]

@@ -53,6 +53,13 @@ pub enum AgentEvent {
         #[serde(default)]
         redacted: bool,
     },
+    /// The agent started a tool call whose input is still streaming.
+    ToolPreparing {
+        /// The call's id; the [`AgentEvent::ToolCall`] that follows has it too.
+        id: String,
+        /// The tool.
+        name: String,
+    },
     /// The agent called a tool.
     ToolCall {
         /// The call's id, unique within the run.
@@ -147,12 +154,14 @@ pub struct Translator {
     run_id: String,
     next_message: u32,
     scopes: BTreeMap<Option<String>, Scope>,
+    /// Calls shown as preparing, by id, with the message that shows them.
+    preparing: BTreeMap<String, String>,
 }
 
 impl Translator {
     /// A translator for run `run_id`; its messages are `<run_id>.<n>`.
     pub fn new(run_id: &str) -> Self {
-        Self { run_id: run_id.to_owned(), next_message: 0, scopes: BTreeMap::new() }
+        Self { run_id: run_id.to_owned(), next_message: 0, scopes: BTreeMap::new(), preparing: BTreeMap::new() }
     }
 
     /// Appends the frame bodies of `item` to `bodies`.
@@ -177,10 +186,21 @@ impl Translator {
                 let usage = Usage { metadata: Some(metadata), ..Usage::default() };
                 bodies.push(FrameBody::Status(StatusFrame { message_id, usage }));
             }
-            AgentEvent::ToolCall { id, name, input } => {
+            AgentEvent::ToolPreparing { id, name } => {
                 self.close(&parent, Role::Reasoning, Outcome::Complete, now_ms, bodies);
                 let message_id = self.open(&parent, Role::Assistant, now_ms, bodies);
-                let tool_call = ToolCallSpec { id, name, input, started_at: Some(now_ms) };
+                self.preparing.insert(id.clone(), message_id.clone());
+                let tool_call = ToolCallSpec { id, name, input: Value::Null, started_at: None, preparing: true };
+                bodies.push(FrameBody::ToolCall(ToolCallFrame { message_id, tool_call }));
+            }
+            AgentEvent::ToolCall { id, name, input } => {
+                self.close(&parent, Role::Reasoning, Outcome::Complete, now_ms, bodies);
+                // A prepared call completes in the message that shows it.
+                let message_id = match self.preparing.remove(&id) {
+                    Some(message_id) => message_id,
+                    None => self.open(&parent, Role::Assistant, now_ms, bodies),
+                };
+                let tool_call = ToolCallSpec { id, name, input, started_at: Some(now_ms), preparing: false };
                 bodies.push(FrameBody::ToolCall(ToolCallFrame { message_id, tool_call }));
             }
             AgentEvent::ToolResult { tool_call_id, output, truncated, error } => {
@@ -413,6 +433,15 @@ mod tests {
                 "result r.4",
             ]
         );
+    }
+
+    #[test]
+    fn a_prepared_call_completes_in_the_message_that_shows_it() {
+        let kinds = translate(vec![
+            AgentEvent::ToolPreparing { id: "t".into(), name: "Read".into() }.into(),
+            AgentEvent::ToolCall { id: "t".into(), name: "Read".into(), input: json!({"path": "a"}) }.into(),
+        ]);
+        assert_eq!(kinds, vec!["start r.1 Assistant", "call r.1", "call r.1", "complete r.1"]);
     }
 
     #[test]

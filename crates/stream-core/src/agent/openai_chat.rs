@@ -16,6 +16,8 @@ struct PendingCall {
     id: String,
     name: String,
     arguments: String,
+    /// Whether it was shown as preparing.
+    shown: bool,
 }
 
 /// The state of one streamed completion.
@@ -95,6 +97,10 @@ impl ChatStream {
                 if let Some(name) = field("/function/name") {
                     pending.name.push_str(name);
                 }
+                if !pending.shown && !pending.id.is_empty() && !pending.name.is_empty() {
+                    pending.shown = true;
+                    out.push(AgentEvent::ToolPreparing { id: pending.id.clone(), name: pending.name.clone() }.into());
+                }
                 if let Some(arguments) = field("/function/arguments") {
                     pending.arguments.push_str(arguments);
                 }
@@ -162,6 +168,7 @@ mod tests {
             vec![
                 AgentEvent::Reasoning { content: "hm".into() },
                 AgentEvent::Text { content: "Hi".into() },
+                AgentEvent::ToolPreparing { id: "c1".into(), name: "read".into() },
                 AgentEvent::ToolCall { id: "c1".into(), name: "read".into(), input: json!({"p": 1}) },
                 AgentEvent::Usage(Usage { tokens_used: Some(7), model: Some("m".into()), ..Usage::default() }),
             ]
