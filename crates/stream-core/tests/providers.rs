@@ -10,7 +10,7 @@
 #[path = "support/transcripts.rs"]
 mod transcripts;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -95,14 +95,23 @@ struct Said {
     text: String,
     thinking: String,
     calls: BTreeSet<(String, String)>,
+    /// Each call's input, where the transcript gives it (whole, or as the JSON its fragments make).
+    inputs: BTreeMap<String, Value>,
     results: BTreeSet<String>,
     cost_usd: Option<f64>,
     failed: bool,
     continuation: Option<String>,
 }
 
+/// The input that JSON fragments make; `{}` when there were none.
+fn joined_input(fragments: &str) -> Value {
+    if fragments.is_empty() { serde_json::json!({}) } else { serde_json::from_str(fragments).unwrap() }
+}
+
 fn said(transcript: &Transcript) -> Said {
     let mut said = Said::default();
+    // Fragments by index: (call id, JSON so far).
+    let mut fragments: BTreeMap<u64, (String, String)> = BTreeMap::new();
     for event in &transcript.events {
         let kind = str_at(event, "/type");
         match transcript.format {
@@ -115,6 +124,7 @@ fn said(transcript: &Transcript) -> Said {
                             "thinking" if main => said.thinking.push_str(str_at(block, "/thinking")),
                             "tool_use" => {
                                 said.calls.insert((str_at(block, "/id").into(), str_at(block, "/name").into()));
+                                said.inputs.insert(str_at(block, "/id").into(), block["input"].clone());
                             }
                             _ => {}
                         }
@@ -160,9 +170,12 @@ fn said(transcript: &Transcript) -> Said {
                         choice.pointer("/delta/reasoning_content").or_else(|| choice.pointer("/delta/reasoning"));
                     said.thinking.push_str(reasoning.and_then(Value::as_str).unwrap_or_default());
                     for call in choice.pointer("/delta/tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                        let index = call["index"].as_u64().unwrap();
                         if let Some(id) = call.get("id").and_then(Value::as_str) {
                             said.calls.insert((id.into(), str_at(call, "/function/name").into()));
+                            fragments.insert(index, (id.into(), String::new()));
                         }
+                        fragments.get_mut(&index).unwrap().1.push_str(str_at(call, "/function/arguments"));
                     }
                 }
             }
@@ -173,6 +186,8 @@ fn said(transcript: &Transcript) -> Said {
                         "text" => said.text.push_str(str_at(block, "/text")),
                         "tool_use" | "server_tool_use" => {
                             said.calls.insert((str_at(block, "/id").into(), str_at(block, "/name").into()));
+                            fragments
+                                .insert(event["index"].as_u64().unwrap(), (str_at(block, "/id").into(), String::new()));
                         }
                         _ => {}
                     }
@@ -180,11 +195,24 @@ fn said(transcript: &Transcript) -> Said {
                 "content_block_delta" => {
                     said.text.push_str(str_at(event, "/delta/text"));
                     said.thinking.push_str(str_at(event, "/delta/thinking"));
+                    if let Some((_, json)) = fragments.get_mut(&event["index"].as_u64().unwrap()) {
+                        json.push_str(str_at(event, "/delta/partial_json"));
+                    }
+                }
+                "content_block_stop" => {
+                    if let Some((id, json)) = fragments.remove(&event["index"].as_u64().unwrap()) {
+                        said.inputs.insert(id, joined_input(&json));
+                    }
                 }
                 "error" => said.failed = true,
                 _ => {}
             },
             Format::Command => unreachable!(),
+        }
+    }
+    if transcript.format == Format::OpenAiChat {
+        for (_, (id, json)) in fragments {
+            said.inputs.insert(id, joined_input(&json));
         }
     }
     said
@@ -193,6 +221,7 @@ fn said(transcript: &Transcript) -> Said {
 #[test]
 fn every_transcript_ends_as_the_session_it_describes() {
     let transcripts = transcripts::all();
+    let mut inputs = 0;
     for transcript in &transcripts {
         let played = play(transcript, &[]);
         let said = said(transcript);
@@ -207,6 +236,11 @@ fn every_transcript_ends_as_the_session_it_describes() {
         } else {
             assert_eq!(calls, said.calls, "{name}: tool calls");
         }
+        inputs += said.inputs.len();
+        for (id, input) in &said.inputs {
+            let call = played.messages.iter().flat_map(|m| &m.tool_calls).find(|call| &call.id == id).unwrap();
+            assert_eq!(&call.input, input, "{name}: input of {id}");
+        }
         assert!(tool_results(&played.messages).is_superset(&said.results), "{name}: tool results");
         assert_eq!(played.cost_usd, said.cost_usd, "{name}: cost");
         assert_eq!(played.verdict.failed.is_some(), said.failed, "{name}: failure {:?}", played.verdict);
@@ -217,7 +251,8 @@ fn every_transcript_ends_as_the_session_it_describes() {
         assert_eq!(unreadable, None, "{name}");
     }
     if !transcripts.is_empty() {
-        eprintln!("{} transcripts checked", transcripts.len());
+        eprintln!("{} transcripts checked, {inputs} tool inputs among them", transcripts.len());
+        assert!(inputs > 0);
     }
 }
 

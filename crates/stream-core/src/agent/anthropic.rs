@@ -57,7 +57,8 @@ impl MessageStream {
             Ok(value) => self.event(&value, None, out),
             Err(error) => {
                 let error = format!("the stream sent an event that is not JSON: {error}");
-                out.push(AgentEvent::Error { error }.into());
+                out.push(AgentEvent::Error { error: error.clone() }.into());
+                self.verdict.fail(error);
             }
         }
     }

@@ -52,9 +52,9 @@ impl ClaudeCode {
         let value: Value = match serde_json::from_str(line) {
             Ok(value) => value,
             Err(error) => {
-                out.push(
-                    AgentEvent::Error { error: format!("Claude Code printed a line that is not JSON: {error}") }.into(),
-                );
+                let error = format!("Claude Code printed a line that is not JSON: {error}");
+                out.push(AgentEvent::Error { error: error.clone() }.into());
+                self.verdict.fail(error);
                 return;
             }
         };

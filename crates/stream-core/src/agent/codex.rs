@@ -38,7 +38,9 @@ impl Codex {
         let value: Value = match serde_json::from_str(line) {
             Ok(value) => value,
             Err(error) => {
-                out.push(AgentEvent::Error { error: format!("Codex printed a line that is not JSON: {error}") }.into());
+                let error = format!("Codex printed a line that is not JSON: {error}");
+                out.push(AgentEvent::Error { error: error.clone() }.into());
+                self.verdict.fail(error);
                 return;
             }
         };

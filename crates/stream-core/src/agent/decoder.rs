@@ -1,6 +1,8 @@
 //! One agent's output from bytes to [`AgentItem`]s: the framing its format
 //! uses (lines or SSE) and its adapter, behind one type the server's
-//! providers and the tests share.
+//! providers and the tests share. Output that cannot be read (a line over the
+//! bound, not UTF-8, not JSON) is shown as an error and fails the run; what
+//! came before and after it is kept.
 
 use super::anthropic::MessageStream;
 use super::claude_code::ClaudeCode;
@@ -26,7 +28,7 @@ pub enum Format {
 
 #[derive(Debug)]
 enum Adapter {
-    Command { verdict: StreamVerdict },
+    Command,
     ClaudeCode(ClaudeCode),
     Codex(Codex),
     OpenAiChat(ChatStream),
@@ -44,6 +46,8 @@ enum Framing {
 pub struct Decoder {
     framing: Framing,
     adapter: Adapter,
+    /// The first output that could not be read, if any.
+    unreadable: Option<String>,
 }
 
 impl Decoder {
@@ -52,60 +56,71 @@ impl Decoder {
         let lines = || Framing::Lines(LineSplitter::new(max_line_bytes));
         let sse = || Framing::Sse(SseDecoder::new(max_line_bytes));
         let (framing, adapter) = match format {
-            Format::Command => (lines(), Adapter::Command { verdict: StreamVerdict::default() }),
+            Format::Command => (lines(), Adapter::Command),
             Format::ClaudeCode => (lines(), Adapter::ClaudeCode(ClaudeCode::new())),
             Format::Codex => (lines(), Adapter::Codex(Codex::new())),
             Format::OpenAiChat => (sse(), Adapter::OpenAiChat(ChatStream::new())),
             Format::Anthropic => (sse(), Adapter::Anthropic(MessageStream::new())),
         };
-        Self { framing, adapter }
+        Self { framing, adapter, unreadable: None }
     }
 
     /// Feeds a chunk of output.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<AgentItem>) {
-        let Self { framing, adapter } = self;
+        let Self { framing, adapter, unreadable } = self;
         match framing {
-            Framing::Lines(lines) => lines.push(chunk, &mut |line| adapter.line(line, out)),
-            Framing::Sse(sse) => sse.push(chunk, &mut |event| adapter.event(event, out)),
+            Framing::Lines(lines) => lines.push(chunk, &mut |line| adapter.line(line, unreadable, out)),
+            Framing::Sse(sse) => sse.push(chunk, &mut |event| adapter.event(event, unreadable, out)),
         }
     }
 
     /// Ends the output (the process exited, the response ended).
     pub fn finish(&mut self, out: &mut Vec<AgentItem>) {
-        let Self { framing, adapter } = self;
+        let Self { framing, adapter, unreadable } = self;
         match framing {
-            Framing::Lines(lines) => lines.finish(&mut |line| adapter.line(line, out)),
-            Framing::Sse(sse) => sse.finish(&mut |event| adapter.event(event, out)),
+            Framing::Lines(lines) => lines.finish(&mut |line| adapter.line(line, unreadable, out)),
+            Framing::Sse(sse) => sse.finish(&mut |event| adapter.event(event, unreadable, out)),
         }
     }
 
-    /// How the output said the run ended.
+    /// How the output said the run ended; failed too when some of it could not be read.
     pub fn verdict(&self) -> StreamVerdict {
-        match &self.adapter {
-            Adapter::Command { verdict } => verdict.clone(),
+        let mut verdict = match &self.adapter {
+            Adapter::Command => StreamVerdict::default(),
             Adapter::ClaudeCode(adapter) => adapter.verdict(),
             Adapter::Codex(adapter) => adapter.verdict(),
             Adapter::OpenAiChat(stream) => stream.verdict().clone(),
             Adapter::Anthropic(stream) => stream.verdict().clone(),
+        };
+        if let Some(error) = &self.unreadable {
+            verdict.fail(error.clone());
         }
+        verdict
     }
 }
 
+/// Shows output that could not be read, and keeps the first such error.
+fn unreadable_output(error: String, unreadable: &mut Option<String>, out: &mut Vec<AgentItem>) {
+    out.push(AgentEvent::Error { error: error.clone() }.into());
+    unreadable.get_or_insert(error);
+}
+
 impl Adapter {
-    fn line(&mut self, line: Result<&str, LineError>, out: &mut Vec<AgentItem>) {
+    fn line(&mut self, line: Result<&str, LineError>, unreadable: &mut Option<String>, out: &mut Vec<AgentItem>) {
         let line = match line {
             Ok(line) => line,
-            Err(error) => return out.push(AgentEvent::Error { error: format!("provider {error}") }.into()),
+            Err(error) => return unreadable_output(format!("provider {error}"), unreadable, out),
         };
         match self {
-            Self::Command { .. } => {
+            Self::Command => {
                 let line = line.trim();
                 if line.is_empty() {
                     return;
                 }
-                out.push(serde_json::from_str(line).unwrap_or_else(|error| {
-                    AgentEvent::Error { error: format!("provider line is not an event: {error}") }.into()
-                }));
+                match serde_json::from_str(line) {
+                    Ok(item) => out.push(item),
+                    Err(error) => unreadable_output(format!("provider line is not an event: {error}"), unreadable, out),
+                }
             }
             Self::ClaudeCode(adapter) => adapter.line(line, out),
             Self::Codex(adapter) => adapter.line(line, out),
@@ -113,15 +128,15 @@ impl Adapter {
         }
     }
 
-    fn event(&mut self, event: Result<SseEvent, LineError>, out: &mut Vec<AgentItem>) {
+    fn event(&mut self, event: Result<SseEvent, LineError>, unreadable: &mut Option<String>, out: &mut Vec<AgentItem>) {
         let event = match event {
             Ok(event) => event,
-            Err(error) => return out.push(AgentEvent::Error { error: format!("stream {error}") }.into()),
+            Err(error) => return unreadable_output(format!("stream {error}"), unreadable, out),
         };
         match self {
             Self::OpenAiChat(stream) => stream.sse(&event, out),
             Self::Anthropic(stream) => stream.sse(&event, out),
-            Self::Command { .. } | Self::ClaudeCode(_) | Self::Codex(_) => {}
+            Self::Command | Self::ClaudeCode(_) | Self::Codex(_) => {}
         }
     }
 }

@@ -131,7 +131,7 @@ pub struct StreamVerdict {
 }
 
 impl StreamVerdict {
-    fn fail(&mut self, error: impl Into<String>) {
+    pub(crate) fn fail(&mut self, error: impl Into<String>) {
         self.failed.get_or_insert_with(|| error.into());
     }
 }

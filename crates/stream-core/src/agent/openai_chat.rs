@@ -51,9 +51,9 @@ impl ChatStream {
         let chunk: Value = match serde_json::from_str(data) {
             Ok(chunk) => chunk,
             Err(error) => {
-                out.push(
-                    AgentEvent::Error { error: format!("the stream sent a chunk that is not JSON: {error}") }.into(),
-                );
+                let error = format!("the stream sent a chunk that is not JSON: {error}");
+                out.push(AgentEvent::Error { error: error.clone() }.into());
+                self.verdict.fail(error);
                 return;
             }
         };

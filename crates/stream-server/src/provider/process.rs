@@ -324,18 +324,28 @@ mod tests {
     #[tokio::test]
     async fn json_lines_become_events_and_exit_zero_completes() {
         let provider = shell(
-            r#"read prompt; echo "{\"type\":\"text\",\"content\":\"you said $prompt\"}"; echo 'not json'; echo '{"type":"usage","tokens_used":3}'"#,
+            r#"read prompt; echo "{\"type\":\"text\",\"content\":\"you said $prompt\"}"; echo '{"type":"usage","tokens_used":3}'"#,
         );
         let events = collect(&provider, request("hello\n")).await;
         assert_eq!(events[0], text("you said hello"));
         assert!(
+            matches!(&events[1], ProviderEvent::Item(item) if matches!(&item.event, AgentEvent::Usage(usage) if usage.tokens_used == Some(3)))
+        );
+        assert_eq!(events[2], ProviderEvent::Exit { status: Outcome::Complete, exit_code: Some(0), error: None });
+        assert_eq!(events.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_line_is_shown_and_fails_the_run_keeping_what_came_around_it() {
+        let provider =
+            shell(r#"echo '{"type":"text","content":"a"}'; echo 'not json'; echo '{"type":"text","content":"b"}'"#);
+        let events = collect(&provider, request("")).await;
+        assert_eq!(events[0], text("a"));
+        assert!(
             matches!(&events[1], ProviderEvent::Item(item) if matches!(&item.event, AgentEvent::Error { error } if error.contains("not an event")))
         );
-        assert!(
-            matches!(&events[2], ProviderEvent::Item(item) if matches!(&item.event, AgentEvent::Usage(usage) if usage.tokens_used == Some(3)))
-        );
-        assert_eq!(events[3], ProviderEvent::Exit { status: Outcome::Complete, exit_code: Some(0), error: None });
-        assert_eq!(events.len(), 4);
+        assert_eq!(events[2], text("b"));
+        assert_eq!(events[3], ProviderEvent::Exit { status: Outcome::Failed, exit_code: Some(0), error: None });
     }
 
     #[tokio::test]
