@@ -98,7 +98,7 @@ async function expectSameAsServer(page, base, sessionId, timeoutMs = 30_000) {
       // What the reader sees: each assistant text once, whole. textContent,
       // since off-screen messages skip rendering (content-visibility) and
       // have no innerText. The page paints on its next frame: a few tries.
-      const expected = snapshot.messages.filter((m) => m.role === "assistant" && m.content).map((m) => normalize(m.content));
+      const expected = snapshot.messages.filter((m) => m.role === "assistant" && m.content).map((m) => normalize(shownText(m.content)));
       let shown = [];
       for (let attempt = 0; attempt < 50; attempt += 1) {
         shown = (await page.locator("article.assistant .markdown").allTextContents()).map(normalize);
@@ -110,6 +110,11 @@ async function expectSameAsServer(page, base, sessionId, timeoutMs = 30_000) {
     }
     await new Promise((done) => setTimeout(done, 100));
   }
+}
+
+/** The text markdown shows: without the code fences, backticks and emphasis marks these transcripts use. */
+function shownText(markdown) {
+  return markdown.replace(/```[\w+-]*\n?/g, "").replace(/`/g, "").replace(/\*\*|__/g, "");
 }
 
 function normalize(text) {
@@ -364,6 +369,124 @@ test("a 1,000-message session streams while scrolled up; long tasks are measured
     await page.context().close();
   } finally {
     await paced.stop();
+  }
+});
+
+const fakeAgent = new URL("./fake-agent.mjs", import.meta.url).pathname;
+const fixture = (name) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
+
+/** A server whose `claude-code` and `codex` are the fake agent replaying these transcripts. */
+function agentServer(record) {
+  const agentArgs = (transcript) => `--transcript=${fixture(transcript)},--delay-ms=25,--record=${record}`;
+  return startServer({
+    webDir,
+    args: [
+      "--no-cli-detection",
+      "--claude-command", fakeAgent, `--claude-args=${agentArgs("claude-session.jsonl")}`,
+      "--codex-command", fakeAgent, `--codex-args=${agentArgs("codex-session.jsonl")}`,
+    ],
+  });
+}
+
+/** Picks the provider for new sessions, creates one, and sends a prompt. */
+async function agentSession(page, base, provider, prompt) {
+  await page.goto(`${base}/`);
+  await page.getByLabel("Provider for new sessions").selectOption(provider);
+  await page.getByRole("button", { name: "New session" }).first().click();
+  await page.waitForURL(/#\/s\//);
+  const sessionId = decodeURIComponent(new URL(page.url()).hash.slice("#/s/".length));
+  await sendPrompt(page, prompt);
+  return sessionId;
+}
+
+test("a Claude Code session shows thinking, shell, diff, read, todo, a failed tool, a subagent and its cost", async () => {
+  const record = `${shots}/claude-args.jsonl`;
+  writeFileSync(record, "");
+  const agents = await agentServer(record);
+  try {
+    const page = await newPage();
+    const picker = page.getByLabel("Provider for new sessions");
+    await page.goto(`${agents.base}/`);
+    await picker.locator("option").nth(2).waitFor({ state: "attached" });
+    assert.deepEqual(await picker.locator("option").allTextContents(), ["claude-code", "codex", "demo (demo-1)"]);
+    const sessionId = await agentSession(page, agents.base, "claude-code", "Fix add()");
+    // While it streams, the thinking is open; once done it folds.
+    await page.locator("details.message.reasoning[open]").waitFor();
+    await waitForServerIdle(agents.base, sessionId);
+    const snapshot = await expectSameAsServer(page, agents.base, sessionId);
+    assert.equal(snapshot.cost_usd, 0.0123);
+    const thinking = page.locator("details.message.reasoning");
+    assert.equal(await thinking.getAttribute("open"), null);
+    assert.match(await thinking.locator("summary").innerText(), /^Thinking/);
+
+    await page.locator("details.tool-card summary").evaluateAll((summaries) => summaries.forEach((s) => s.parentElement.setAttribute("open", "")));
+    const shell = page.locator('details.tool-card[data-kind="shell"]').first();
+    assert.match(await shell.locator(".command").innerText(), /\$ ls src/);
+    await shell.getByRole("button", { name: /Show all 250 lines/ }).click();
+    assert.match(await shell.locator(".terminal").innerText(), /^lib\.rs/);
+    const failed = page.locator('details.tool-card[data-kind="shell"][data-state="failed"]');
+    assert.match(await failed.innerText(), /cargo test --offline[\s\S]*no matching package named `serde`/);
+    const diff = page.locator('details.tool-card[data-kind="edit"]');
+    assert.equal((await diff.locator(".removed").innerText()).trimEnd(), "-     a - b");
+    assert.equal((await diff.locator(".added").innerText()).trimEnd(), "+     a + b");
+    assert.equal(await page.locator('details.tool-card[data-kind="read"] .path').innerText(), "/repo/src/lib.rs");
+    const todo = page.locator('details.tool-card[data-kind="todo"] .todo li');
+    assert.deepEqual(await todo.locator("input").evaluateAll((boxes) => boxes.map((box) => box.checked)), [true, false, false]);
+    const subagent = page.locator('details.tool-card[data-kind="subagent"]');
+    await subagent.locator(".nested article.assistant").first().getByText("Reading the README for add().").waitFor();
+    await subagent.locator('.nested details.tool-card[data-state="succeeded"] .tool-name').getByText("Grep").waitFor();
+    const outsideTheCard = await page
+      .locator("article.assistant .markdown")
+      .evaluateAll((texts) => texts.filter((t) => t.textContent.includes("Reading the README") && !t.closest(".nested")).length);
+    assert.equal(outsideTheCard, 0, "nested, not also in the list");
+    assert.equal(await page.locator(".chat-head .agent").innerText(), "claude-code · claude-sonnet-test");
+    assert.equal(await page.locator(".chat-head .cost").innerText(), "$0.0123");
+    assert.match(await page.locator(".messages > article.assistant .usage").last().textContent(), /\$0\.0123/);
+    await page.locator(".markdown code.hljs").waitFor();
+    // The README's picture: the thinking, the diff and the subagent open, the long output folded.
+    await page.locator('details.tool-card[data-kind="shell"], details.tool-card[data-kind="read"]').evaluateAll((cards) => cards.forEach((card) => card.removeAttribute("open")));
+    await page.locator("details.message.reasoning").evaluate((details) => details.setAttribute("open", ""));
+    await diff.evaluate((card) => card.scrollIntoView({ block: "start" }));
+    await page.screenshot({ path: `${shots}/agent-session.png`, fullPage: false });
+    await subagent.screenshot({ path: `${shots}/agent-subagent.png` });
+    await diff.screenshot({ path: `${shots}/agent-diff.png` });
+
+    // The next message continues the CLI's own session.
+    await sendPrompt(page, "And the docs?");
+    await page.locator("article.user").nth(1).waitFor();
+    await waitForServerIdle(agents.base, sessionId);
+    const runs = (await import("node:fs")).readFileSync(record, "utf8").trim().split("\n").map((line) => JSON.parse(line));
+    assert.equal(runs.length, 2);
+    assert.ok(!runs[0].includes("--resume"));
+    assert.deepEqual(runs[1].slice(runs[1].indexOf("--resume"), runs[1].indexOf("--resume") + 2), ["--resume", "fake-cli-session-1"]);
+    await page.context().close();
+  } finally {
+    await agents.stop();
+  }
+});
+
+test("a Codex session shows its commands with exit codes, file changes and plan", async () => {
+  const record = `${shots}/codex-args.jsonl`;
+  writeFileSync(record, "");
+  const agents = await agentServer(record);
+  try {
+    const page = await newPage();
+    const sessionId = await agentSession(page, agents.base, "codex", "Fix the failing test");
+    await waitForServerIdle(agents.base, sessionId);
+    await expectSameAsServer(page, agents.base, sessionId);
+    await page.locator("details.tool-card summary").evaluateAll((summaries) => summaries.forEach((s) => s.parentElement.setAttribute("open", "")));
+    const shell = page.locator('details.tool-card[data-kind="shell"]');
+    assert.equal(await shell.getAttribute("data-state"), "failed");
+    assert.equal(await shell.locator("[data-exit-code]").innerText(), "exit 101");
+    assert.match(await page.locator('details.tool-card[data-kind="edit"] .file-changes').innerText(), /update\s+src\/lib\.rs/);
+    const todo = page.locator('details.tool-card[data-kind="todo"] .todo input');
+    assert.deepEqual(await todo.evaluateAll((boxes) => boxes.map((box) => box.checked)), [true, true]);
+    assert.match(await page.locator("details.message.reasoning").textContent(), /Looking for the failing test/);
+    assert.equal(await page.locator(".chat-head .agent").innerText(), "codex");
+    await page.screenshot({ path: `${shots}/codex-session.png` });
+    await page.context().close();
+  } finally {
+    await agents.stop();
   }
 });
 

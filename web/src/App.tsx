@@ -10,8 +10,8 @@ export function App() {
   const client = useStreamClient();
   const selected = useSelectedSession();
   const list = useSessionList();
-  const create = useCallback(async () => {
-    const created = await client.createSession();
+  const create = useCallback(async (provider?: string) => {
+    const created = await client.createSession(undefined, provider);
     await list.refresh();
     selectSession(created.session_id);
   }, [client, list]);
@@ -20,7 +20,12 @@ export function App() {
       <Sidebar list={list} selected={selected} onCreate={create} />
       <main className="main">
         {selected ? (
-          <ChatPane key={selected} sessionId={selected} onNamed={list.refresh} />
+          <ChatPane
+            key={selected}
+            sessionId={selected}
+            provider={list.sessions.find((session) => session.session_id === selected)?.provider ?? null}
+            onNamed={list.refresh}
+          />
         ) : (
           <div className="empty-state">
             <p>Pick a session, or start a new one.</p>

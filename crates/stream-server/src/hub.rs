@@ -100,6 +100,8 @@ pub struct Producer {
     pub sequencer: ChannelSequencer,
     /// The active run, driven by a task of this process.
     pub run: Option<ActiveRun>,
+    /// The provider the session was created with; its sends use it when they name none.
+    pub provider: Option<String>,
     /// Whether the session row exists in the log yet.
     persisted: bool,
     /// Set when a failed commit could not be followed by a reload from the
@@ -306,7 +308,12 @@ impl Session {
         let now = now_ms();
         let mut ops = Vec::with_capacity(extra.len() + 2);
         if !producer.persisted {
-            ops.push(WriteOp::CreateSession { id: self.id.clone(), epoch: self.epoch.clone(), now });
+            ops.push(WriteOp::CreateSession {
+                id: self.id.clone(),
+                epoch: self.epoch.clone(),
+                provider: producer.provider.clone(),
+                now,
+            });
         }
         if !frames.is_empty() {
             ops.push(WriteOp::Append {
@@ -493,7 +500,7 @@ impl Hub {
             let size = text.len();
             ring.push(seq, text, size);
         }
-        let session = self.insert(sessions, id, row.epoch, sequencer, ring, true);
+        let session = self.insert(sessions, id, row.epoch, sequencer, ring, Some(row.provider));
         Ok(Some(session))
     }
 
@@ -522,7 +529,7 @@ impl Hub {
         }
         let epoch = new_id("ep");
         let sequencer = ChannelSequencer::new(id, epoch.clone());
-        Ok(self.insert(&mut sessions, id, epoch, sequencer, ReplayRing::new(self.config.ring), false))
+        Ok(self.insert(&mut sessions, id, epoch, sequencer, ReplayRing::new(self.config.ring), None))
     }
 
     fn insert(
@@ -532,8 +539,10 @@ impl Hub {
         epoch: String,
         sequencer: ChannelSequencer,
         ring: ReplayRing<Arc<str>>,
-        persisted: bool,
+        // The provider column of its row; `None` for a session not in the log yet.
+        stored: Option<Option<String>>,
     ) -> Arc<Session> {
+        let persisted = stored.is_some();
         let head = sequencer.head();
         let running = sequencer.running().cloned();
         let subscribers = lock(&self.waiting).remove(id).unwrap_or_default();
@@ -544,6 +553,7 @@ impl Hub {
             producer: Arc::new(tokio::sync::Mutex::new(Producer {
                 sequencer,
                 run: None,
+                provider: stored.flatten(),
                 persisted,
                 stale: false,
                 deleted: false,

@@ -102,6 +102,7 @@ async fn list_sessions(State(state): State<Arc<AppState>>) -> AppResult<Json<Vec
                     "name": row.name,
                     "created_at": row.created_at,
                     "updated_at": row.updated_at,
+                    "provider": row.provider,
                     "running": state.hub.is_running(&row.id),
                 })
             })
@@ -139,10 +140,14 @@ async fn create_session(
 ) -> AppResult<(StatusCode, Json<Value>)> {
     let AppJson(request) = counted(&state, body)?;
     let name = valid_name(&state, request.name.as_deref().unwrap_or(DEFAULT_NAME))?;
+    if let Some(provider) = &request.provider {
+        counted(&state, runs::known_provider(&state, provider))?;
+    }
     let id = crate::hub::new_id("s");
-    let locked = state.hub.lock(&id, IfMissing::Create).await?.expect("a created session exists");
+    let mut locked = state.hub.lock(&id, IfMissing::Create).await?.expect("a created session exists");
+    locked.producer.provider.clone_from(&request.provider);
     append_renamed(&state, locked, name).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "session_id": id, "name": name }))))
+    Ok((StatusCode::CREATED, Json(json!({ "session_id": id, "name": name, "provider": request.provider }))))
 }
 
 #[derive(serde::Deserialize)]
@@ -150,6 +155,9 @@ async fn create_session(
 struct CreateRequest {
     #[serde(default)]
     name: Option<String>,
+    /// The provider its sends use when they name none.
+    #[serde(default)]
+    provider: Option<String>,
 }
 
 /// Name of a session created without one.

@@ -62,17 +62,19 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     if request.content.len() > MAX_CONTENT_BYTES {
         return Err(AppError::PayloadTooLarge(MAX_CONTENT_BYTES));
     }
-    let Some((provider_name, provider)) = app.providers.get(request.provider.as_deref()) else {
-        let known: Vec<&str> = app.providers.names().collect();
-        return Err(AppError::bad_request(
-            "unknown_provider",
-            format!("unknown provider; this server offers {}", known.join(", ")),
-        ));
-    };
+    if let Some(name) = &request.provider {
+        known_provider(app, name)?;
+    }
     if app.shutdown.is_cancelled() {
         return Err(AppError::ShuttingDown);
     }
     let mut locked = app.hub.lock(session_id, IfMissing::Create).await?.expect("a created session exists");
+    // A session keeps the provider it was created with (or first sent to).
+    if locked.producer.provider.is_none() && locked.producer.sequencer.head() == 0 {
+        locked.producer.provider.clone_from(&request.provider);
+    }
+    let chosen = request.provider.as_deref().or(locked.producer.provider.as_deref());
+    let (provider_name, provider) = known_provider(app, chosen.unwrap_or(&app.config.default_provider))?;
     // Looked up under the lock, so a concurrent duplicate sees the first answer.
     if let Some(answer) = app.hub.store().send_answer(session_id, &request.client_message_id).await? {
         return Ok(answer);
@@ -124,6 +126,17 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     let driver = drive(Arc::clone(app), session, run, provider_run, abort);
     app.tasks.spawn(driver);
     Ok(answer)
+}
+
+/// The provider `name`, or the 400 that lists the ones offered.
+pub fn known_provider<'a>(
+    app: &'a AppState,
+    name: &str,
+) -> Result<(&'a str, &'a Arc<dyn crate::provider::Provider>), AppError> {
+    app.providers.get(Some(name)).ok_or_else(|| {
+        let known: Vec<&str> = app.providers.names().collect();
+        AppError::bad_request("unknown_provider", format!("unknown provider; this server offers {}", known.join(", ")))
+    })
 }
 
 /// Aborts the session's running run; returns its id.

@@ -59,6 +59,8 @@ pub struct SessionRow {
     pub head: u64,
     /// The run that was running at the last commit.
     pub open_run: Option<String>,
+    /// The provider the session was created with.
+    pub provider: Option<String>,
 }
 
 /// The answer given to a send, replayed when the same `client_message_id` comes again.
@@ -79,6 +81,8 @@ pub enum WriteOp {
         id: String,
         /// Its epoch.
         epoch: String,
+        /// The provider it was created with, if it named one.
+        provider: Option<String>,
         /// Now.
         now: u64,
     },
@@ -143,7 +147,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     head INTEGER NOT NULL DEFAULT 0,
-    open_run TEXT
+    open_run TEXT,
+    provider TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
     session_id TEXT NOT NULL,
@@ -178,6 +183,7 @@ impl Store {
         writer_connection.pragma_update(None, "journal_mode", "WAL")?;
         writer_connection.pragma_update(None, "synchronous", "NORMAL")?;
         writer_connection.execute_batch(SCHEMA)?;
+        add_missing_columns(&writer_connection)?;
         let reader = Connection::open(path)?;
         reader.pragma_update(None, "query_only", true)?;
         let (writer, requests) = mpsc::unbounded_channel();
@@ -219,7 +225,7 @@ impl Store {
         self.read(move |connection| {
             connection
                 .query_row(
-                    "SELECT id, epoch, name, created_at, updated_at, head, open_run FROM sessions WHERE id = ?1",
+                    "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider FROM sessions WHERE id = ?1",
                     [&id],
                     session_row,
                 )
@@ -232,7 +238,7 @@ impl Store {
     pub async fn sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare(
-                "SELECT id, epoch, name, created_at, updated_at, head, open_run FROM sessions ORDER BY updated_at DESC",
+                "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider FROM sessions ORDER BY updated_at DESC",
             )?;
             statement.query_map([], session_row)?.collect()
         })
@@ -306,6 +312,19 @@ impl Store {
     }
 }
 
+/// Columns added since the first schema, for logs written before them.
+fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
+    let has_provider: bool = connection.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('sessions') WHERE name = 'provider'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_provider {
+        connection.execute_batch("ALTER TABLE sessions ADD COLUMN provider TEXT")?;
+    }
+    Ok(())
+}
+
 fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
         id: row.get(0)?,
@@ -315,6 +334,7 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         updated_at: row.get::<_, i64>(4)? as u64,
         head: row.get::<_, i64>(5)? as u64,
         open_run: row.get(6)?,
+        provider: row.get(7)?,
     })
 }
 
@@ -375,10 +395,10 @@ fn commit(connection: &mut Connection, batch: &[WriteRequest]) -> rusqlite::Resu
 fn apply(transaction: &Connection, ops: &[WriteOp]) -> rusqlite::Result<()> {
     for op in ops {
         match op {
-            WriteOp::CreateSession { id, epoch, now } => {
+            WriteOp::CreateSession { id, epoch, provider, now } => {
                 transaction.execute(
-                    "INSERT INTO sessions (id, epoch, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-                    params![id, epoch, *now as i64],
+                    "INSERT INTO sessions (id, epoch, provider, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![id, epoch, provider, *now as i64],
                 )?;
             }
             WriteOp::Append { session_id, frames, name, open_run, now } => {
@@ -433,11 +453,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_log_from_before_the_provider_column_gains_it_and_keeps_its_rows() {
+        let dir = temp_dir("migrate");
+        let old = Connection::open(dir.join("log.db")).unwrap();
+        old.execute_batch(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, epoch TEXT NOT NULL, name TEXT, created_at INTEGER NOT NULL,
+             updated_at INTEGER NOT NULL, head INTEGER NOT NULL DEFAULT 0, open_run TEXT) WITHOUT ROWID;
+             INSERT INTO sessions (id, epoch, created_at, updated_at) VALUES ('old', 'e0', 1, 1);",
+        )
+        .unwrap();
+        drop(old);
+        let store = store(&dir);
+        assert_eq!(store.session("old").await.unwrap().map(|row| (row.epoch, row.provider)), Some(("e0".into(), None)));
+        let create =
+            WriteOp::CreateSession { id: "new".into(), epoch: "e1".into(), provider: Some("codex".into()), now: 2 };
+        store.write(vec![create]).await.unwrap();
+        assert_eq!(store.session("new").await.unwrap().and_then(|row| row.provider).as_deref(), Some("codex"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn appends_read_back_in_pages_and_survive_reopen() {
         let dir = temp_dir("pages");
         {
             let store = store(&dir);
-            store.write(vec![WriteOp::CreateSession { id: "s".into(), epoch: "e1".into(), now: 1 }]).await.unwrap();
+            store
+                .write(vec![WriteOp::CreateSession { id: "s".into(), epoch: "e1".into(), provider: None, now: 1 }])
+                .await
+                .unwrap();
             let frames: Vec<(u64, Arc<str>)> = (1..=5).map(|seq| (seq, Arc::from(format!("f{seq}")))).collect();
             store
                 .write(vec![WriteOp::Append {
@@ -465,7 +508,10 @@ mod tests {
     async fn a_failed_write_commits_nothing_of_itself_and_spares_the_others() {
         let dir = temp_dir("atomic");
         let store = store(&dir);
-        store.write(vec![WriteOp::CreateSession { id: "s".into(), epoch: "e1".into(), now: 1 }]).await.unwrap();
+        store
+            .write(vec![WriteOp::CreateSession { id: "s".into(), epoch: "e1".into(), provider: None, now: 1 }])
+            .await
+            .unwrap();
         // The second create of the same id violates the primary key.
         let result = store
             .write(vec![
@@ -476,7 +522,7 @@ mod tests {
                     open_run: None,
                     now: 2,
                 },
-                WriteOp::CreateSession { id: "s".into(), epoch: "e2".into(), now: 2 },
+                WriteOp::CreateSession { id: "s".into(), epoch: "e2".into(), provider: None, now: 2 },
             ])
             .await;
         assert!(matches!(result, Err(StoreError::Commit(_))), "{result:?}");
@@ -489,7 +535,8 @@ mod tests {
             open_run: None,
             now: 3,
         }]);
-        let bad = store.write(vec![WriteOp::CreateSession { id: "s".into(), epoch: "e3".into(), now: 3 }]);
+        let bad =
+            store.write(vec![WriteOp::CreateSession { id: "s".into(), epoch: "e3".into(), provider: None, now: 3 }]);
         let (good, bad) = tokio::join!(good, bad);
         assert!(good.is_ok() && bad.is_err());
         assert_eq!(store.frames_after("s", 0, 10).await.unwrap().len(), 1);
@@ -502,7 +549,7 @@ mod tests {
         let answer = SendAnswer { run_id: "r".into(), message_id: "m".into() };
         store
             .write(vec![
-                WriteOp::CreateSession { id: "s".into(), epoch: "e".into(), now: 1 },
+                WriteOp::CreateSession { id: "s".into(), epoch: "e".into(), provider: None, now: 1 },
                 WriteOp::RecordSend { session_id: "s".into(), client_message_id: "c".into(), answer: answer.clone() },
             ])
             .await

@@ -112,6 +112,35 @@ async fn claude_code_streams_thinking_tools_and_cost_and_the_next_run_resumes_it
 }
 
 #[tokio::test]
+async fn a_session_keeps_the_provider_it_was_created_with() {
+    let bin = TempDir::new("fake-claude-session");
+    let claude = fake_cli(&bin.0, "claude", &fixture("claude-code-run.jsonl"), "");
+    let server = TestServer::start(move |config| config.claude_command = Some(claude)).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(server.url("/v1/sessions"))
+        .json(&json!({ "name": "agent", "provider": "claude-code" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["session_id"].as_str().unwrap();
+    // The send names no provider: the session's, not the server's default (demo), runs it.
+    let mut client = Client::connect(server.addr, id).await;
+    let (status, _) = send(&server.url(""), id, "c1", "hi").await;
+    assert_eq!(status, 202);
+    client.until_finished(1).await;
+    assert_eq!(recorded_args(&bin.0, "claude").len(), 1);
+    let listed: Value = http.get(server.url("/v1/sessions")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed[0]["provider"], "claude-code");
+    let refused = http.post(server.url("/v1/sessions")).json(&json!({ "provider": "nope" })).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn codex_runs_resume_their_thread() {
     let bin = TempDir::new("fake-codex");
     let codex = fake_cli(&bin.0, "codex", &fixture("codex-run.jsonl"), "");

@@ -1,12 +1,14 @@
 // One session: its header (name, run status, connection), the message list,
 // and the composer.
-import { useCallback, useEffect } from "react";
+import { useCallback, useEffect, useMemo } from "react";
+import type { Message } from "agent-stream";
 import { useSessionStream } from "agent-stream/react";
 import { Composer } from "./Composer";
 import { ConnectionIndicator } from "./ConnectionIndicator";
 import { MessageList } from "./MessageList";
+import { formatCost } from "./MessageView";
 
-export function ChatPane(props: { sessionId: string; onNamed: () => Promise<void> }) {
+export function ChatPane(props: { sessionId: string; provider: string | null; onNamed: () => Promise<void> }) {
   const stream = useSessionStream(props.sessionId);
   const { name, send } = stream;
   const { onNamed } = props;
@@ -18,10 +20,21 @@ export function ChatPane(props: { sessionId: string; onNamed: () => Promise<void
   const retry = useCallback((content: string, id: string) => void send(content, id), [send]);
   const pending = stream.messages.length > 0 && stream.messages[stream.messages.length - 1].status === "pending";
   const running = stream.status === "running";
+  const { model, cost } = useMemo(() => sessionFigures(stream.messages), [stream.messages]);
   return (
     <section className="chat" aria-label={name ?? props.sessionId}>
       <header className="chat-head">
         <h1>{name ?? props.sessionId}</h1>
+        {(props.provider || model) && (
+          <span className="agent" title="Provider and model">
+            {[props.provider, model].filter(Boolean).join(" · ")}
+          </span>
+        )}
+        {cost !== undefined && (
+          <span className="cost" title="What this session has cost">
+            {formatCost(cost)}
+          </span>
+        )}
         {running && (
           <span className="run-status" role="status">
             <span className="spinner" aria-hidden="true" /> Working…
@@ -43,4 +56,15 @@ export function ChatPane(props: { sessionId: string; onNamed: () => Promise<void
       />
     </section>
   );
+}
+
+/** The model of the latest message that names one, and the session's cost. */
+function sessionFigures(messages: Message[]): { model: string | undefined; cost: number | undefined } {
+  let model: string | undefined;
+  let cost: number | undefined;
+  for (const message of messages) {
+    if (message.model) model = message.model;
+    if (message.cost_usd !== undefined) cost = (cost ?? 0) + message.cost_usd;
+  }
+  return { model, cost };
 }

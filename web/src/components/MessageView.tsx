@@ -5,15 +5,16 @@ import { memo } from "react";
 import type { Message } from "agent-stream";
 import { Markdown } from "./Markdown";
 import { ToolCard } from "./ToolCard";
+import type { ToolIndex } from "./toolIndex";
 
 interface Props {
   message: Message;
-  /** For each tool call, the tool message that answered it (if any yet). */
-  results: (Message | undefined)[];
+  /** The session's tool index, for a message with tool calls: their results and subagents. */
+  index: ToolIndex | null;
   onRetry: (content: string, clientMessageId: string) => void;
 }
 
-function MessageViewImpl({ message, results, onRetry }: Props) {
+function MessageViewImpl({ message, index, onRetry }: Props) {
   switch (message.role) {
     case "user":
       return (
@@ -51,9 +52,10 @@ function MessageViewImpl({ message, results, onRetry }: Props) {
       return (
         <article className={`message assistant ${message.status}`} data-status={message.status} aria-label="Agent" aria-busy={message.status === "streaming"}>
           {message.content && <Markdown text={message.content} />}
-          {message.tool_calls.map((call, i) => (
-            <ToolCard key={call.id} call={call} result={results[i]} />
+          {message.tool_calls.map((call) => (
+            <ToolCard key={call.id} call={call} result={index?.results.get(call.id)} index={index ?? undefined} />
           ))}
+          <Notice message={message} />
           <Footer message={message} />
         </article>
       );
@@ -72,6 +74,7 @@ function Footer({ message }: { message: Message }) {
   }
   if (message.cache_tokens) parts.push(`${figures.format(message.cache_tokens)} cached`);
   if (message.reasoning_tokens) parts.push(`${figures.format(message.reasoning_tokens)} reasoning`);
+  if (message.cost_usd !== undefined) parts.push(formatCost(message.cost_usd));
   return (
     <footer className="usage">
       {message.status === "streaming" && <span className="caret" aria-label="streaming" />}
@@ -82,11 +85,35 @@ function Footer({ message }: { message: Message }) {
   );
 }
 
+/** US dollars, with the precision an agent's cost needs. */
+export function formatCost(usd: number): string {
+  return `$${usd < 1 ? usd.toFixed(4) : usd.toFixed(2)}`;
+}
+
+/** The server's notice of a provider gone silent (cleared when it speaks again). */
+function Notice({ message }: { message: Message }) {
+  const notice = message.metadata && typeof message.metadata === "object" && !Array.isArray(message.metadata) ? message.metadata.notice : undefined;
+  if (typeof notice !== "string" || message.status !== "streaming") return null;
+  return (
+    <p className="notice stall" role="status">
+      {notice}
+    </p>
+  );
+}
+
+/** Whether the tool views of a message show the same in both indexes. */
+function sameTools(message: Message, before: ToolIndex | null, after: ToolIndex | null): boolean {
+  if (message.tool_calls.length === 0 || before === after) return true;
+  if (!before || !after) return false;
+  return message.tool_calls.every((call) => {
+    const [a, b] = [before.children.get(call.id), after.children.get(call.id)];
+    const sameChildren = a === b || (!!a && !!b && a.length === b.length && a.every((child, i) => child === b[i]));
+    return sameChildren && before.results.get(call.id) === after.results.get(call.id);
+  });
+}
+
 export const MessageView = memo(
   MessageViewImpl,
   (before, after) =>
-    before.message === after.message &&
-    before.onRetry === after.onRetry &&
-    before.results.length === after.results.length &&
-    before.results.every((result, i) => result === after.results[i]),
+    before.message === after.message && before.onRetry === after.onRetry && sameTools(before.message, before.index, after.index),
 );

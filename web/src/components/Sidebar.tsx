@@ -1,15 +1,21 @@
 // The session list: create, rename, delete; an "All" and a "Running" view
 // with a count; a loader on every session with a run in progress; a filter.
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import type { SessionSummary } from "agent-stream";
 import { useRunningSessions, useStreamClient } from "agent-stream/react";
 import { selectSession } from "../route";
+import { useProviders } from "../providers";
 import type { SessionList } from "../sessions";
 
 type View = "all" | "running";
 
-export function Sidebar(props: { list: SessionList; selected: string | null; onCreate: () => Promise<void> }) {
+export function Sidebar(props: { list: SessionList; selected: string | null; onCreate: (provider?: string) => Promise<void> }) {
   const { list, selected } = props;
+  const providers = useProviders();
+  const [provider, setProvider] = useState<string>("");
+  useEffect(() => {
+    if (!provider) setProvider(providers.find((entry) => entry.default)?.name ?? "");
+  }, [providers, provider]);
   const running = useRunningSessions();
   const [view, setView] = useState<View>("all");
   const [filter, setFilter] = useState("");
@@ -27,10 +33,23 @@ export function Sidebar(props: { list: SessionList; selected: string | null; onC
     <nav className="sidebar" aria-label="Sessions">
       <div className="sidebar-head">
         <h2>Sessions</h2>
-        <button type="button" className="primary" onClick={() => void props.onCreate()}>
+        <button type="button" className="primary" onClick={() => void props.onCreate(provider || undefined)}>
           New session
         </button>
       </div>
+      {providers.length > 1 && (
+        <label className="provider-pick">
+          <span>Agent</span>
+          <select aria-label="Provider for new sessions" value={provider} onChange={(e) => setProvider(e.target.value)}>
+            {providers.map((entry) => (
+              <option key={entry.name} value={entry.name}>
+                {entry.name}
+                {entry.model ? ` (${entry.model})` : ""}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
       <div className="tabs" role="tablist" aria-label="Session views">
         <ViewTab view="all" current={view} onSelect={setView} label="All" />
         <ViewTab view="running" current={view} onSelect={setView} label={`Running ${runningCount}`} />

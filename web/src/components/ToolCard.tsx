@@ -1,20 +1,55 @@
-// A tool call as a collapsible card: name, state, duration; inside, the input
-// and the output (or the error).
+// A tool call as a collapsible card: its state (preparing, running,
+// succeeded, failed, denied, cancelled), name, label and duration; inside,
+// the view its tool has (shell, diff, read, todo list, a subagent's own
+// messages) or, for other tools, the input and output as JSON.
+import { useEffect, useState } from "react";
 import type { Message, ToolCall } from "agent-stream";
+import { DiffView } from "./tools/DiffView";
+import { isDenial, summaryLabel, toolKind } from "./tools/kinds";
+import { ReadView } from "./tools/ReadView";
+import { ShellView } from "./tools/ShellView";
+import { TodoView } from "./tools/TodoView";
+import type { ToolIndex } from "./toolIndex";
+import { MessageView } from "./MessageView";
 
-export function ToolCard({ call, result }: { call: ToolCall | null; result: Message | undefined }) {
-  const state = call?.state ?? (result?.tool_result?.error ? "failed" : "succeeded");
-  const name = call?.name ?? "tool";
-  const output = result?.tool_result;
-  const duration = call?.started_at !== undefined && result?.created_at !== undefined ? result.created_at - call.started_at : undefined;
+interface Props {
+  call: ToolCall | null;
+  result: Message | undefined;
+  /** For a subagent's call: the tool index, to show its messages inside. */
+  index?: ToolIndex;
+}
+
+export function ToolCard({ call, result, index }: Props) {
+  const error = call?.error ?? result?.tool_result?.error;
+  const base = call?.state ?? (result?.tool_result?.error ? "failed" : "succeeded");
+  const state = base === "failed" && isDenial(error) ? "denied" : base;
+  const busy = state === "running" || state === "preparing";
+  const kind = call ? toolKind(call.name) : "generic";
+  const children = call && index ? index.children.get(call.id) : undefined;
   return (
-    <details className={`tool-card ${state}`} data-state={state}>
+    <details className={`tool-card ${state}`} data-state={state} data-kind={kind} open={kind === "subagent" && busy}>
       <summary>
-        {state === "running" || state === "preparing" ? <span className="spinner" aria-hidden="true" /> : <span className="tool-icon" aria-hidden="true">⚙</span>}
-        <span className="tool-name">{name}</span>
-        <span className={`badge ${state === "succeeded" ? "ok" : state === "running" || state === "preparing" ? "" : "bad"}`}>{state}</span>
-        {duration !== undefined && <span className="duration">{formatDuration(duration)}</span>}
+        {busy ? <span className="spinner" aria-hidden="true" /> : <span className="tool-icon" aria-hidden="true">⚙</span>}
+        <span className="tool-name">{call?.name ?? "tool"}</span>
+        {call && <span className="tool-label">{summaryLabel(call)}</span>}
+        <span className={`badge ${state === "succeeded" ? "ok" : busy ? "" : "bad"}`}>{state}</span>
+        <Duration call={call} result={result} />
       </summary>
+      {call && kind === "shell" && <ShellView call={call} result={result} />}
+      {call && kind === "edit" && <DiffView call={call} />}
+      {call && kind === "read" && <ReadView call={call} result={result} />}
+      {call && kind === "todo" && <TodoView call={call} result={result} />}
+      {call && kind === "subagent" && <Subagent call={call} result={result} messages={children} index={index} />}
+      {kind === "generic" && <Generic call={call} result={result} />}
+      {error && kind !== "shell" && <p className="tool-error">{error}</p>}
+    </details>
+  );
+}
+
+function Generic({ call, result }: { call: ToolCall | null; result: Message | undefined }) {
+  const output = result?.tool_result;
+  return (
+    <>
       {call && (
         <section>
           <h4>Input</h4>
@@ -27,9 +62,55 @@ export function ToolCard({ call, result }: { call: ToolCall | null; result: Mess
           <pre>{JSON.stringify(output.output, null, 2)}</pre>
         </section>
       )}
-      {(call?.error ?? output?.error) && <p className="tool-error">{call?.error ?? output?.error}</p>}
-    </details>
+    </>
   );
+}
+
+/** A subagent's call: its task, then its own messages, nested. */
+function Subagent(props: { call: ToolCall; result: Message | undefined; messages: Message[] | undefined; index: ToolIndex | undefined }) {
+  const prompt = props.call.input && typeof props.call.input === "object" && !Array.isArray(props.call.input) ? props.call.input.prompt : undefined;
+  return (
+    <div className="subagent">
+      {typeof prompt === "string" && <p className="muted">{prompt}</p>}
+      <div className="nested" aria-label="Subagent messages">
+        {props.messages?.map((message) => (
+          <MessageView key={message.id} message={message} index={props.index ?? null} onRetry={noRetry} />
+        ))}
+      </div>
+      {props.result?.tool_result && <pre className="terminal">{resultText(props.result)}</pre>}
+    </div>
+  );
+}
+
+function resultText(result: Message): string {
+  const output = result.tool_result?.output;
+  if (typeof output === "string") return output;
+  if (Array.isArray(output)) return output.map((block) => (block && typeof block === "object" && !Array.isArray(block) && typeof block.text === "string" ? block.text : "")).join("");
+  return JSON.stringify(output, null, 2);
+}
+
+const noRetry = () => {};
+
+/** How long the call took; while it runs, how long it has been running. */
+function Duration({ call, result }: { call: ToolCall | null; result: Message | undefined }) {
+  const running = call?.state === "running";
+  const now = useNow(running);
+  if (call?.state === "preparing") return <span className="duration">preparing…</span>;
+  const started = call?.started_at;
+  const ended = result?.created_at ?? (running ? now : undefined);
+  if (started === undefined || ended === undefined) return <span className="duration">—</span>;
+  return <span className="duration">{formatDuration(ended - started)}</span>;
+}
+
+/** The time, every second while `ticking`. */
+function useNow(ticking: boolean): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!ticking) return;
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [ticking]);
+  return now;
 }
 
 function formatDuration(ms: number): string {

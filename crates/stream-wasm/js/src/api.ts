@@ -23,6 +23,7 @@ export type {
 export { StreamClient } from "./transport.js";
 export type {
   ConnectionState,
+  ProviderInfo,
   SessionSnapshot,
   SessionSummary,
   StreamClientOptions,

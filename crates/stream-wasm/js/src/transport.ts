@@ -56,7 +56,19 @@ export interface SessionSummary {
   name: string | null;
   created_at: number;
   updated_at: number;
+  /** The provider the session was created with; its sends use it. */
+  provider: string | null;
   running: boolean;
+}
+
+/** One entry of `GET /v1/providers`. */
+export interface ProviderInfo {
+  name: string;
+  /** `demo`, `command`, `claude-code`, `codex`, `openai` or `anthropic`. */
+  kind: string;
+  model?: string;
+  /** Whether sends of a session without a provider use this one. */
+  default: boolean;
 }
 
 /** What a session's subscribers see. */
@@ -205,9 +217,15 @@ export class StreamClient {
     return this.call<SessionSummary[]>("/v1/sessions", "GET");
   }
 
-  /** Creates a session with a server-chosen id (named "New session" without `name`). */
-  createSession(name?: string): Promise<{ session_id: string; name: string }> {
-    return this.call("/v1/sessions", "POST", name === undefined ? {} : { name });
+  /** Creates a session with a server-chosen id (named "New session" without
+   *  `name`); with `provider`, its sends use that provider. */
+  createSession(name?: string, provider?: string): Promise<{ session_id: string; name: string; provider: string | null }> {
+    return this.call("/v1/sessions", "POST", { ...(name === undefined ? {} : { name }), ...(provider === undefined ? {} : { provider }) });
+  }
+
+  /** The providers a session may use (`GET /v1/providers`). */
+  listProviders(): Promise<ProviderInfo[]> {
+    return this.call<ProviderInfo[]>("/v1/providers", "GET");
   }
 
   /** Renames a session; its subscribers get a `renamed` frame. */

@@ -1,0 +1,20 @@
+// The providers a new session may use (`GET /v1/providers`), fetched once.
+import { useEffect, useState } from "react";
+import type { ProviderInfo } from "agent-stream";
+import { useStreamClient } from "agent-stream/react";
+
+export function useProviders(): ProviderInfo[] {
+  const client = useStreamClient();
+  const [providers, setProviders] = useState<ProviderInfo[]>([]);
+  useEffect(() => {
+    let current = true;
+    client.listProviders().then(
+      (list) => current && setProviders(list),
+      () => current && setProviders([]),
+    );
+    return () => {
+      current = false;
+    };
+  }, [client]);
+  return providers;
+}
