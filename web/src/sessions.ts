@@ -1,8 +1,9 @@
 // The sidebar's session list: `GET /v1/sessions`, fetched once, again after
-// every change this page makes, and when the running map names a session the
-// list lacks (a run started elsewhere created it); other running changes need
-// no fetch, since the sidebar reads the running map itself.
-import { useCallback, useEffect, useMemo, useState } from "react";
+// every change this page makes, when the running map names a session the
+// list lacks (a run started elsewhere created it), and when a run ends (its
+// cost is in the list); other running changes need no fetch, since the
+// sidebar reads the running map itself.
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { SessionSummary } from "agent-stream";
 import { useRunningSessions, useStreamClient } from "agent-stream/react";
 
@@ -42,5 +43,12 @@ export function useSessionList(): SessionList {
   useEffect(() => {
     if (unlisted) void refresh();
   }, [refresh, unlisted]);
+  const runningIds = Object.keys(running).sort().join("\n");
+  const previous = useRef(runningIds);
+  useEffect(() => {
+    const ended = previous.current.split("\n").some((id) => id && !runningIds.split("\n").includes(id));
+    previous.current = runningIds;
+    if (ended) void refresh();
+  }, [refresh, runningIds]);
   return { sessions, loaded, error, refresh };
 }

@@ -321,6 +321,7 @@ impl Session {
                 frames: frames.clone(),
                 name: producer.sequencer.state().name().map(str::to_owned),
                 open_run: producer.sequencer.running().map(|run| run.run_id.clone()),
+                cost_usd: producer.sequencer.state().cost_usd(),
                 now,
             });
         }

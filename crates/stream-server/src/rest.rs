@@ -103,6 +103,7 @@ async fn list_sessions(State(state): State<Arc<AppState>>) -> AppResult<Json<Vec
                     "created_at": row.created_at,
                     "updated_at": row.updated_at,
                     "provider": row.provider,
+                    "cost_usd": row.cost_usd,
                     "running": state.hub.is_running(&row.id),
                 })
             })

@@ -43,7 +43,7 @@ pub enum StoreError {
 }
 
 /// A session's row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
     /// Its id.
     pub id: String,
@@ -61,6 +61,8 @@ pub struct SessionRow {
     pub open_run: Option<String>,
     /// The provider the session was created with.
     pub provider: Option<String>,
+    /// What the session has cost, in US dollars, when a provider said.
+    pub cost_usd: Option<f64>,
 }
 
 /// The answer given to a send, replayed when the same `client_message_id` comes again.
@@ -96,6 +98,8 @@ pub enum WriteOp {
         name: Option<String>,
         /// The running run after them.
         open_run: Option<String>,
+        /// The session's cost after them, in US dollars.
+        cost_usd: Option<f64>,
         /// Now.
         now: u64,
     },
@@ -148,7 +152,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     updated_at INTEGER NOT NULL,
     head INTEGER NOT NULL DEFAULT 0,
     open_run TEXT,
-    provider TEXT
+    provider TEXT,
+    cost_usd REAL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
     session_id TEXT NOT NULL,
@@ -225,7 +230,7 @@ impl Store {
         self.read(move |connection| {
             connection
                 .query_row(
-                    "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider FROM sessions WHERE id = ?1",
+                    "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider, cost_usd FROM sessions WHERE id = ?1",
                     [&id],
                     session_row,
                 )
@@ -238,7 +243,7 @@ impl Store {
     pub async fn sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare(
-                "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider FROM sessions ORDER BY updated_at DESC",
+                "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider, cost_usd FROM sessions ORDER BY updated_at DESC",
             )?;
             statement.query_map([], session_row)?.collect()
         })
@@ -312,15 +317,19 @@ impl Store {
     }
 }
 
-/// Columns added since the first schema, for logs written before them.
+/// Columns added to `sessions` since the first schema, for logs written before them.
+const ADDED_COLUMNS: [(&str, &str); 2] = [("provider", "TEXT"), ("cost_usd", "REAL")];
+
 fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
-    let has_provider: bool = connection.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('sessions') WHERE name = 'provider'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_provider {
-        connection.execute_batch("ALTER TABLE sessions ADD COLUMN provider TEXT")?;
+    for (column, kind) in ADDED_COLUMNS {
+        let present: bool = connection.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('sessions') WHERE name = ?1",
+            [column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            connection.execute_batch(&format!("ALTER TABLE sessions ADD COLUMN {column} {kind}"))?;
+        }
     }
     Ok(())
 }
@@ -335,6 +344,7 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         head: row.get::<_, i64>(5)? as u64,
         open_run: row.get(6)?,
         provider: row.get(7)?,
+        cost_usd: row.get(8)?,
     })
 }
 
@@ -401,7 +411,7 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> rusqlite::Result<()> {
                     params![id, epoch, provider, *now as i64],
                 )?;
             }
-            WriteOp::Append { session_id, frames, name, open_run, now } => {
+            WriteOp::Append { session_id, frames, name, open_run, cost_usd, now } => {
                 let mut insert =
                     transaction.prepare_cached("INSERT INTO frames (session_id, seq, body) VALUES (?1, ?2, ?3)")?;
                 for (seq, body) in frames {
@@ -409,8 +419,8 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> rusqlite::Result<()> {
                 }
                 let head = frames.last().map_or(0, |(seq, _)| *seq);
                 transaction.execute(
-                    "UPDATE sessions SET head = ?2, name = ?3, open_run = ?4, updated_at = ?5 WHERE id = ?1",
-                    params![session_id, head as i64, name, open_run, *now as i64],
+                    "UPDATE sessions SET head = ?2, name = ?3, open_run = ?4, updated_at = ?5, cost_usd = ?6 WHERE id = ?1",
+                    params![session_id, head as i64, name, open_run, *now as i64, cost_usd],
                 )?;
             }
             WriteOp::RecordSend { session_id, client_message_id, answer } => {
@@ -464,7 +474,8 @@ mod tests {
         .unwrap();
         drop(old);
         let store = store(&dir);
-        assert_eq!(store.session("old").await.unwrap().map(|row| (row.epoch, row.provider)), Some(("e0".into(), None)));
+        let old = store.session("old").await.unwrap().unwrap();
+        assert_eq!((old.epoch.as_str(), old.provider, old.cost_usd), ("e0", None, None));
         let create =
             WriteOp::CreateSession { id: "new".into(), epoch: "e1".into(), provider: Some("codex".into()), now: 2 };
         store.write(vec![create]).await.unwrap();
@@ -488,6 +499,7 @@ mod tests {
                     frames,
                     name: Some("chat".into()),
                     open_run: Some("r1".into()),
+                    cost_usd: None,
                     now: 2,
                 }])
                 .await
@@ -520,6 +532,7 @@ mod tests {
                     frames: vec![(1, "x".into())],
                     name: None,
                     open_run: None,
+                    cost_usd: None,
                     now: 2,
                 },
                 WriteOp::CreateSession { id: "s".into(), epoch: "e2".into(), provider: None, now: 2 },
@@ -533,6 +546,7 @@ mod tests {
             frames: vec![(1, "y".into())],
             name: None,
             open_run: None,
+            cost_usd: None,
             now: 3,
         }]);
         let bad =

@@ -95,6 +95,8 @@ async fn claude_code_streams_thinking_tools_and_cost_and_the_next_run_resumes_it
     assert_eq!(messages.last().unwrap().usage.cost_usd, Some(0.0042));
     let text = reqwest::get(server.url("/v1/sessions/cc")).await.unwrap().text().await.unwrap();
     assert!(text.contains(r#""cost_usd":0.0042"#), "the session total is in the snapshot");
+    let listed: Value = reqwest::get(server.url("/v1/sessions")).await.unwrap().json().await.unwrap();
+    assert_eq!(listed[0]["cost_usd"], json!(0.0042), "and in the session list");
     assert!(!text.contains("cli-session-7"), "the CLI's own session id never reaches a client");
 
     run_once(&server, "cc", "c2", "and now?", "claude-code").await;

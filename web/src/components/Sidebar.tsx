@@ -4,6 +4,7 @@ import { useEffect, useMemo, useState } from "react";
 import type { SessionSummary } from "agent-stream";
 import { useRunningSessions, useStreamClient } from "agent-stream/react";
 import { selectSession } from "../route";
+import { formatCost } from "./MessageView";
 import { useProviders } from "../providers";
 import type { SessionList } from "../sessions";
 
@@ -123,6 +124,7 @@ function SessionItem(props: { session: SessionSummary; active: boolean; processi
         <button type="button" className="session-open" aria-current={props.active ? "page" : undefined} onClick={() => selectSession(session.session_id)}>
           {props.processing && <span className="spinner" role="img" aria-label="processing" />}
           <span className="session-name">{name}</span>
+          {session.cost_usd != null && <span className="session-cost">{formatCost(session.cost_usd)}</span>}
         </button>
       )}
       <button

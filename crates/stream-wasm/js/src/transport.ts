@@ -58,6 +58,8 @@ export interface SessionSummary {
   updated_at: number;
   /** The provider the session was created with; its sends use it. */
   provider: string | null;
+  /** What the session has cost in US dollars, when its provider said. */
+  cost_usd: number | null;
   running: boolean;
 }
 
