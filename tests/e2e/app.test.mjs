@@ -566,6 +566,39 @@ test("a Codex session shows its commands with exit codes, file changes and plan"
   }
 });
 
+test("an agent gone silent shows the server's notice in the chat and on its running row until it speaks", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "stream-e2e-"));
+  const transcript = join(dir, "pausing.jsonl");
+  const line = (value) => JSON.stringify({ session_id: "fake-quiet", parent_tool_use_id: null, ...value });
+  writeFileSync(transcript, `${[
+    line({ type: "system", subtype: "init" }),
+    line({ type: "assistant", message: { id: "m1", content: [{ type: "text", text: "Thinking it over." }] } }),
+    line({ type: "assistant", message: { id: "m2", content: [{ type: "text", text: "Back again." }] } }),
+    line({ type: "result", subtype: "success", total_cost_usd: 0.001 }),
+  ].join("\n")}\n`);
+  const quiet = await startServer({
+    webDir,
+    args: ["--no-cli-detection", "--default-provider", "claude-code", "--provider-stall-ms", "600", "--claude-command", fakeAgent, `--claude-args=--transcript=${transcript},--delay-ms=2500`],
+  });
+  try {
+    const page = await newPage();
+    const sessionId = await newSessionThroughTheUi(page, quiet.base);
+    await sendPrompt(page, "Take your time");
+    const notice = page.locator("article.assistant .notice.stall");
+    await notice.getByText(/no output from the provider for 600 ms/).waitFor({ timeout: 10_000 });
+    await page.locator(`[data-session-id="${sessionId}"] .stall`).waitFor();
+    await page.screenshot({ path: `${shots}/silent-agent.png` });
+    await notice.waitFor({ state: "detached", timeout: 10_000 });
+    await page.locator(`[data-session-id="${sessionId}"] .stall`).waitFor({ state: "detached" });
+    await waitForServerIdle(quiet.base, sessionId);
+    await expectSameAsServer(page, quiet.base, sessionId);
+    await page.context().close();
+  } finally {
+    await quiet.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /**
  * Run in a page: what that page can learn of a session, over the WebSocket
  * (hello, then the snapshot it subscribes to) and by a REST read.

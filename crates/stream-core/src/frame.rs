@@ -341,6 +341,9 @@ pub struct RunningSession {
     pub started_at: u64,
     /// The channel's last seq when this was reported.
     pub last_seq: u64,
+    /// The server's notice on the run, e.g. that its provider has gone silent (an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// Body of `running`.

@@ -34,6 +34,9 @@ pub enum RunningEntry {
         provider: String,
         /// Start time, ms since the Unix epoch.
         started_at: u64,
+        /// The server's notice on it (a silent provider), when there is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        notice: Option<String>,
     },
 }
 
@@ -128,7 +131,8 @@ impl ProcessingMap {
         if !self.is_after_finish(session_id, seq) {
             return;
         }
-        let entry = RunningEntry::Run { run_id: run_id.to_owned(), provider: provider.to_owned(), started_at };
+        let entry =
+            RunningEntry::Run { run_id: run_id.to_owned(), provider: provider.to_owned(), started_at, notice: None };
         if self.entries.get(session_id) != Some(&entry) {
             self.entries.insert(session_id.to_owned(), entry);
             self.changed = true;
@@ -186,6 +190,7 @@ impl ProcessingMap {
                 run_id: session.run_id.clone(),
                 provider: session.provider.clone(),
                 started_at: session.started_at,
+                notice: session.notice.clone(),
             };
             if self.entries.get(session_id) != Some(&entry) {
                 self.entries.insert(session_id.to_owned(), entry);
@@ -226,6 +231,7 @@ mod tests {
                     provider: "demo".into(),
                     started_at: 1,
                     last_seq,
+                    notice: None,
                 })
                 .collect(),
         }

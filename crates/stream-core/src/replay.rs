@@ -144,6 +144,7 @@ pub fn is_evictable(running: bool, last_finished_at: Option<u64>, now_ms: u64, r
 pub struct RunningIndex {
     rev: u64,
     runs: BTreeMap<String, RunInfo>,
+    notices: BTreeMap<String, String>,
 }
 
 impl RunningIndex {
@@ -170,11 +171,26 @@ impl RunningIndex {
 
     /// A run (or the session) ended; returns whether that changed anything.
     pub fn finished(&mut self, session_id: &str) -> bool {
+        self.notices.remove(session_id);
         let removed = self.runs.remove(session_id).is_some();
         if removed {
             self.rev += 1;
         }
         removed
+    }
+
+    /// Sets (or, with `None`, clears) the notice on a running session's run;
+    /// returns whether that changed anything.
+    pub fn notice(&mut self, session_id: &str, notice: Option<String>) -> bool {
+        if !self.runs.contains_key(session_id) || self.notices.get(session_id) == notice.as_ref() {
+            return false;
+        }
+        match notice {
+            Some(notice) => self.notices.insert(session_id.to_owned(), notice),
+            None => self.notices.remove(session_id),
+        };
+        self.rev += 1;
+        true
     }
 
     /// The `running` frame body; `last_seq` gives each channel's head now.
@@ -190,6 +206,7 @@ impl RunningIndex {
                     provider: run.provider.clone(),
                     started_at: run.started_at,
                     last_seq: last_seq(session_id),
+                    notice: self.notices.get(session_id).cloned(),
                 })
                 .collect(),
         }
@@ -202,6 +219,24 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+
+    #[test]
+    fn a_notice_rides_on_a_running_run_until_cleared_or_finished() {
+        let mut index = RunningIndex::new();
+        let run = RunInfo { run_id: "r".into(), provider: "p".into(), started_at: 1 };
+        assert!(!index.notice("s", Some("quiet".into())), "no run, no notice");
+        index.started("s", run);
+        let rev = index.rev();
+        assert!(index.notice("s", Some("quiet".into())));
+        assert!(!index.notice("s", Some("quiet".into())), "the same notice changes nothing");
+        assert_eq!(index.list(|_| 0).sessions[0].notice.as_deref(), Some("quiet"));
+        assert!(index.notice("s", None));
+        assert_eq!(index.list(|_| 0).sessions[0].notice, None);
+        index.notice("s", Some("again".into()));
+        index.finished("s");
+        assert!(index.list(|_| 0).sessions.is_empty());
+        assert!(index.rev() > rev + 2);
+    }
 
     fn ring(max_frames: usize, max_bytes: usize) -> ReplayRing<u64> {
         ReplayRing::new(RingLimits { max_frames, max_bytes })

@@ -329,6 +329,7 @@ fn check_running_map(ops: &[(u8, u8, u8)]) -> Result<(), TestCaseError> {
                     provider: "demo".into(),
                     started_at: 0,
                     last_seq: last_seq[i],
+                    notice: None,
                 })
             })
             .collect();

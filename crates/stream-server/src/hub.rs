@@ -656,6 +656,14 @@ impl Hub {
         }
     }
 
+    /// Sets or clears the notice on a session's running run, and tells the watchers.
+    pub fn running_notice(&self, id: &str, notice: Option<String>) {
+        let mut running = lock(&self.running);
+        if running.index.notice(id, notice) {
+            self.running_frames.send_replace(running_text(&running));
+        }
+    }
+
     /// Whether the session has a run going.
     pub fn is_running(&self, id: &str) -> bool {
         lock(&self.running).index.is_running(id)

@@ -235,6 +235,7 @@ async fn drive(
                 }
                 noticed = true;
                 let notice = format!("no output from the provider for {}", spoken(stall));
+                app.hub.running_notice(session.id(), Some(notice.clone()));
                 if let Err(ending) = append_items(&app, &session, &mut translator, vec![notice_item(Some(notice))], None).await {
                     break ending;
                 }
@@ -246,6 +247,7 @@ async fn drive(
                 heard = Instant::now();
                 let mut items = Vec::with_capacity(events.len() + 1);
                 if std::mem::take(&mut noticed) {
+                    app.hub.running_notice(session.id(), None);
                     items.push(notice_item(None));
                 }
                 let mut exit = None;

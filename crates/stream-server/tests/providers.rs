@@ -365,10 +365,24 @@ async fn a_silent_provider_gets_a_notice_then_fails_at_the_timeout() {
         config.command_args =
             vec!["-c".into(), r#"echo '{"type":"text","content":"thinking it over"}'; sleep 30"#.into()];
         config.provider_stall_ms = 200;
-        config.provider_timeout_ms = 400;
+        config.provider_timeout_ms = 1_000;
     })
     .await;
+    // The running list carries the notice while the provider is silent.
+    let running = server.url("/v1/sessions/running");
+    let watcher = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let list: Value = reqwest::get(&running).await.unwrap().json().await.unwrap();
+            if let Some(notice) = list["sessions"][0]["notice"].as_str() {
+                return notice.to_owned();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no notice in the running list");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
     let (status, messages) = run_once(&server, "quiet", "c1", "go", "command").await;
+    assert!(watcher.await.unwrap().starts_with("no output from the provider for 200 ms"));
     assert_eq!(status, Outcome::Failed);
     assert!(errors(&messages).iter().any(|e| e.contains("the provider sent nothing for")), "{:?}", errors(&messages));
     let reply = messages.iter().find(|m| m.role == Role::Assistant).unwrap();

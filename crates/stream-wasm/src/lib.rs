@@ -106,11 +106,11 @@ export type SendOutcome = "added" | "retried" | "duplicate";
 
 export type RunningEntry =
   | { source: "local"; marked_at: number }
-  | { source: "run"; run_id: string; provider: string; started_at: number };
+  | { source: "run"; run_id: string; provider: string; started_at: number; notice?: string };
 
 /** The `running` frame, or the body of `GET /v1/sessions/running`. */
 export interface RunningList {
   rev: number;
-  sessions: { session_id: string; run_id: string; provider: string; started_at: number; last_seq: number }[];
+  sessions: { session_id: string; run_id: string; provider: string; started_at: number; last_seq: number; notice?: string }[];
 }
 "#;

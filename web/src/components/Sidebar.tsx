@@ -1,7 +1,7 @@
 // The session list: create, rename, delete; an "All" and a "Running" view
 // with a count; a loader on every session with a run in progress; a filter.
 import { useEffect, useMemo, useState } from "react";
-import type { SessionSummary } from "agent-stream";
+import type { RunningEntry, SessionSummary } from "agent-stream";
 import { useRunningSessions, useStreamClient } from "agent-stream/react";
 import { selectSession } from "../route";
 import { formatCost } from "./MessageView";
@@ -67,6 +67,7 @@ export function Sidebar(props: { list: SessionList; selected: string | null; onC
             session={session}
             active={session.session_id === selected}
             processing={session.session_id in running}
+            notice={noticeOf(running[session.session_id])}
             onChanged={list.refresh}
           />
         ))}
@@ -85,7 +86,18 @@ function ViewTab(props: { view: View; current: View; label: string; onSelect: (v
   );
 }
 
-function SessionItem(props: { session: SessionSummary; active: boolean; processing: boolean; onChanged: () => Promise<void> }) {
+/** The server's notice on a running session's run (a silent provider). */
+function noticeOf(entry: RunningEntry | undefined): string | undefined {
+  return entry?.source === "run" ? entry.notice : undefined;
+}
+
+function SessionItem(props: {
+  session: SessionSummary;
+  active: boolean;
+  processing: boolean;
+  notice: string | undefined;
+  onChanged: () => Promise<void>;
+}) {
   const { session } = props;
   const client = useStreamClient();
   const [renaming, setRenaming] = useState(false);
@@ -124,6 +136,11 @@ function SessionItem(props: { session: SessionSummary; active: boolean; processi
         <button type="button" className="session-open" aria-current={props.active ? "page" : undefined} onClick={() => selectSession(session.session_id)}>
           {props.processing && <span className="spinner" role="img" aria-label="processing" />}
           <span className="session-name">{name}</span>
+          {props.notice && (
+            <span className="stall" role="img" aria-label={props.notice} title={props.notice}>
+              ⚠
+            </span>
+          )}
           {session.cost_usd != null && <span className="session-cost">{formatCost(session.cost_usd)}</span>}
         </button>
       )}
