@@ -143,6 +143,10 @@ struct Scope {
     reasoning: Option<String>,
     /// The last assistant message, open or not: usage that comes after it closed goes there.
     last_assistant: Option<String>,
+    /// The last reasoning message, until an assistant message follows it.
+    last_reasoning: Option<String>,
+    /// The reasoning that led to the last assistant message: its thinking tokens go there.
+    thinking_of_last: Option<String>,
 }
 
 /// Turns a run's agent events into frame bodies: it opens an assistant (or
@@ -222,6 +226,11 @@ impl Translator {
                     Some(id) => id,
                     None => self.open(&parent, Role::Assistant, now_ms, bodies),
                 };
+                let thinking = self.scopes.get(&parent).and_then(|scope| scope.thinking_of_last.clone());
+                if let (Some(thinking), Some(tokens)) = (thinking, usage.reasoning_tokens) {
+                    let usage = Usage { reasoning_tokens: Some(tokens), ..Usage::default() };
+                    bodies.push(FrameBody::Status(StatusFrame { message_id: thinking, usage }));
+                }
                 bodies.push(FrameBody::Status(StatusFrame { message_id, usage }));
             }
             AgentEvent::Error { error } => {
@@ -262,8 +271,12 @@ impl Translator {
         }
         let id = self.start(parent, role, now_ms, bodies);
         *self.slot(parent, role) = Some(id.clone());
+        let scope = self.scopes.entry(parent.clone()).or_default();
         if role == Role::Assistant {
-            self.scopes.entry(parent.clone()).or_default().last_assistant = Some(id.clone());
+            scope.last_assistant = Some(id.clone());
+            scope.thinking_of_last = scope.last_reasoning.take();
+        } else {
+            scope.last_reasoning = Some(id.clone());
         }
         id
     }
@@ -442,6 +455,17 @@ mod tests {
             AgentEvent::ToolCall { id: "t".into(), name: "Read".into(), input: json!({"path": "a"}) }.into(),
         ]);
         assert_eq!(kinds, vec!["start r.1 Assistant", "call r.1", "call r.1", "complete r.1"]);
+    }
+
+    #[test]
+    fn thinking_tokens_also_go_to_the_thinking_that_led_to_the_message() {
+        let kinds = translate(vec![
+            AgentEvent::Reasoning { content: "hmm".into() }.into(),
+            text("a"),
+            AgentEvent::Usage(Usage { reasoning_tokens: Some(9), ..Usage::default() }).into(),
+            text("b"),
+        ]);
+        assert_eq!(&kinds[3..7], ["start r.2 Assistant", "delta r.2", "status r.1", "status r.2"]);
     }
 
     #[test]
