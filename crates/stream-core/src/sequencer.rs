@@ -83,7 +83,22 @@ impl ChannelSequencer {
         epoch: impl Into<Arc<str>>,
         frames: impl IntoIterator<Item = SequencedFrame>,
     ) -> Self {
+        Self::restore_from(channel, epoch, None, frames)
+    }
+
+    /// Rebuilds a compacted channel: its base snapshot (the state at the
+    /// base's seq), then the frames after it, in order.
+    pub fn restore_from(
+        channel: impl Into<Arc<str>>,
+        epoch: impl Into<Arc<str>>,
+        base: Option<Snapshot>,
+        frames: impl IntoIterator<Item = SequencedFrame>,
+    ) -> Self {
         let mut sequencer = Self::new(channel, epoch);
+        if let Some(base) = base {
+            sequencer.head = base.seq;
+            sequencer.state.load_snapshot(base);
+        }
         for frame in frames {
             sequencer.head = frame.seq;
             sequencer.state.apply(frame);
@@ -258,6 +273,23 @@ mod tests {
         assert_eq!(restored.head(), 3);
         assert_eq!(restored.state().state_hash(), sequencer.state().state_hash());
         assert_eq!(restored.running().map(|run| run.run_id.as_str()), Some("r1"));
+        assert_eq!(restored.snapshot(), sequencer.snapshot());
+    }
+
+    #[test]
+    fn a_compacted_channel_restores_from_its_base_and_the_frames_after_it() {
+        let mut sequencer = ChannelSequencer::new("s", "e1");
+        for body in [run_started("r1"), delta("a", "x")] {
+            sequencer.append(body).unwrap();
+        }
+        let base = sequencer.snapshot();
+        let later = sequencer.append(delta("a", "y")).unwrap();
+        let after = match parse_server_message(&later.text, None, DEFAULT_MAX_MESSAGE_BYTES).frames.remove(0).frame {
+            ServerFrame::Sequenced(frame) => frame,
+            other => panic!("{other:?}"),
+        };
+        let restored = ChannelSequencer::restore_from("s", "e1", Some(base), [after]);
+        assert_eq!(restored.head(), 3);
         assert_eq!(restored.snapshot(), sequencer.snapshot());
     }
 }

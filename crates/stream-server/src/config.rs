@@ -125,6 +125,16 @@ pub struct Config {
     /// Milliseconds a finished run's frames stay in memory.
     #[arg(long, env = "STREAM_RETENTION_MS", default_value_t = 300_000)]
     pub retention_ms: u64,
+    /// Most frames a session's log keeps: past it, an idle session is compacted
+    /// into a snapshot (a new epoch). Off by default.
+    #[arg(long, env = "STREAM_RETAIN_FRAMES")]
+    pub retain_frames: Option<u64>,
+    /// Days after which an untouched session's log is compacted into a snapshot. Off by default.
+    #[arg(long, env = "STREAM_RETAIN_DAYS")]
+    pub retain_days: Option<u64>,
+    /// Milliseconds between maintenance passes (idle sessions leave memory, retention compacts).
+    #[arg(long, env = "STREAM_MAINTENANCE_MS", default_value_t = 30_000)]
+    pub maintenance_ms: u64,
     /// Offers `POST /v1/test/drop-connections`, which closes every WebSocket
     /// (1012) while runs go on: end-to-end tests use it to cut the link.
     #[arg(long, env = "STREAM_TEST_HOOKS")]

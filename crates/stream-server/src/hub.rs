@@ -22,13 +22,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use stream_core::frame::{ControlFrame, FrameBody, ProtocolError, RunInfo, SubscribeMode, Subscribed, Unsubscribed};
 use stream_core::replay::{ReplayRing, RingLimits, RunningIndex, is_evictable};
 use stream_core::sequencer::ChannelSequencer;
-use stream_core::{SequencedFrame, ServerFrame};
+use stream_core::{SequencedFrame, ServerFrame, Snapshot};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, WriteOp};
+use crate::store::{SessionRow, Store, StoreError, WriteOp};
 
 /// Frames read from the log per page during a replay.
 pub const LOG_PAGE_FRAMES: usize = 1_000;
@@ -132,6 +132,8 @@ pub struct Session {
     producer: Arc<tokio::sync::Mutex<Producer>>,
     fanout: Mutex<Fanout>,
     head: AtomicU64,
+    /// The seq of the base snapshot it was loaded from (0: never compacted).
+    base_seq: u64,
 }
 
 /// How a subscriber catches up on the frames after its cursor.
@@ -258,6 +260,11 @@ impl Session {
     /// The last seq published.
     pub fn head(&self) -> u64 {
         self.head.load(Ordering::Acquire)
+    }
+
+    /// The first seq its log (and so a replay) still holds.
+    pub fn retained_from(&self) -> u64 {
+        self.base_seq + 1
     }
 
     /// Takes the producer lock. Only a run's driver calls this on a session it
@@ -433,7 +440,21 @@ pub struct HubConfig {
     pub ring: RingLimits,
     /// How long a finished run's ring stays in memory.
     pub retention_ms: u64,
+    /// When the log compacts a session.
+    pub log_retention: LogRetention,
 }
+
+/// When an idle session's log is compacted into a base snapshot (both off by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogRetention {
+    /// Most frames a session keeps after its base.
+    pub max_frames: Option<u64>,
+    /// A session untouched this long (ms) is compacted whole.
+    pub max_idle_ms: Option<u64>,
+}
+
+/// Most sessions compacted in one maintenance pass.
+const COMPACTIONS_PER_PASS: usize = 64;
 
 /// Every live session, the running index and its watchers.
 pub struct Hub {
@@ -501,7 +522,8 @@ impl Hub {
             let size = text.len();
             ring.push(seq, text, size);
         }
-        let session = self.insert(sessions, id, row.epoch, sequencer, ring, Some(row.provider));
+        let epoch = row.epoch.clone();
+        let session = self.insert(sessions, id, epoch, sequencer, ring, Some(row));
         Ok(Some(session))
     }
 
@@ -540,10 +562,11 @@ impl Hub {
         epoch: String,
         sequencer: ChannelSequencer,
         ring: ReplayRing<Arc<str>>,
-        // The provider column of its row; `None` for a session not in the log yet.
-        stored: Option<Option<String>>,
+        // Its row; `None` for a session not in the log yet.
+        row: Option<SessionRow>,
     ) -> Arc<Session> {
-        let persisted = stored.is_some();
+        let persisted = row.is_some();
+        let base_seq = row.as_ref().map_or(0, |row| row.base_seq);
         let head = sequencer.head();
         let running = sequencer.running().cloned();
         let subscribers = lock(&self.waiting).remove(id).unwrap_or_default();
@@ -554,7 +577,7 @@ impl Hub {
             producer: Arc::new(tokio::sync::Mutex::new(Producer {
                 sequencer,
                 run: None,
-                provider: stored.flatten(),
+                provider: row.and_then(|row| row.provider),
                 persisted,
                 stale: false,
                 deleted: false,
@@ -569,6 +592,7 @@ impl Hub {
                 evicted: false,
             }),
             head: AtomicU64::new(head),
+            base_seq,
         });
         sessions.insert(id.to_owned(), Arc::clone(&session));
         if running.is_some() {
@@ -705,6 +729,40 @@ impl Hub {
         before - sessions.len()
     }
 
+    /// Compacts what [`LogRetention`] names, among the sessions not in memory
+    /// and with no run open: each one's frames become a base snapshot at its
+    /// head, and it moves to a new epoch, so a cursor from before gets the
+    /// snapshot verdict (no gap, no stale frame). Returns how many.
+    pub async fn compact_idle(&self, now: u64) -> Result<usize, StoreError> {
+        let LogRetention { max_frames, max_idle_ms } = self.config.log_retention;
+        if max_frames.is_none() && max_idle_ms.is_none() {
+            return Ok(0);
+        }
+        // Held throughout: no session can be opened while its log changes under it.
+        let sessions = self.sessions.lock().await;
+        let idle_before = max_idle_ms.map(|idle| now.saturating_sub(idle));
+        let candidates = self.store.compaction_candidates(max_frames, idle_before, COMPACTIONS_PER_PASS).await?;
+        let mut ops = Vec::new();
+        for id in candidates.into_iter().filter(|id| !sessions.contains_key(id)) {
+            let Some(row) = self.store.session(&id).await? else { continue };
+            let sequencer = load_sequencer(&self.store, &id, &row.epoch).await?;
+            if sequencer.running().is_some() {
+                continue;
+            }
+            let epoch = new_id("ep");
+            let mut snapshot = sequencer.snapshot();
+            snapshot.epoch = Some(epoch.clone());
+            let snapshot = serde_json::to_string(&snapshot).expect("snapshots always encode");
+            ops.push(WriteOp::Compact { session_id: id, epoch, seq: sequencer.head(), snapshot });
+        }
+        let compacted = ops.len();
+        if compacted > 0 {
+            self.store.write(ops).await?;
+            self.metrics.compactions.inc_by(compacted as u64);
+        }
+        Ok(compacted)
+    }
+
     /// Sessions in memory.
     pub async fn live_sessions(&self) -> Vec<Arc<Session>> {
         self.sessions.lock().await.values().cloned().collect()
@@ -716,10 +774,19 @@ fn running_text(running: &RunningState) -> Arc<str> {
     Arc::from(serde_json::to_string(&ControlFrame::Running(list)).expect("control frames encode"))
 }
 
-/// Rebuilds a sequencer from the log.
+/// Rebuilds a sequencer from the log: its base snapshot, if it was
+/// compacted, then the frames after it.
 pub async fn load_sequencer(store: &Store, id: &str, epoch: &str) -> Result<ChannelSequencer, StoreError> {
+    let base: Option<Snapshot> = match store.base(id).await? {
+        Some((seq, text)) => Some(serde_json::from_str(&text).map_err(|error| StoreError::CorruptBase {
+            session: id.to_owned(),
+            seq,
+            error: error.to_string(),
+        })?),
+        None => None,
+    };
     let mut frames: Vec<SequencedFrame> = Vec::new();
-    let mut after = 0;
+    let mut after = base.as_ref().map_or(0, |base| base.seq);
     loop {
         let page = store.frames_after(id, after, LOG_PAGE_FRAMES * 10).await?;
         let Some(&(last, _)) = page.last() else { break };
@@ -733,7 +800,7 @@ pub async fn load_sequencer(store: &Store, id: &str, epoch: &str) -> Result<Chan
         }
         after = last;
     }
-    Ok(ChannelSequencer::restore(id, epoch, frames))
+    Ok(ChannelSequencer::restore_from(id, epoch, base, frames))
 }
 
 /// The `subscribed` frame text.
@@ -770,6 +837,7 @@ mod tests {
 
     use super::*;
     use stream_core::frame::Renamed;
+    use stream_core::replay::{Verdict, verdict};
 
     struct TestHub {
         hub: Hub,
@@ -787,7 +855,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::open(&dir.join("stream.db"), Arc::new(|_, _| {})).unwrap();
-        let config = HubConfig { ring: RingLimits { max_frames: 64, max_bytes: 1 << 20 }, retention_ms: 0 };
+        let config = HubConfig {
+            ring: RingLimits { max_frames: 64, max_bytes: 1 << 20 },
+            retention_ms: 0,
+            log_retention: LogRetention { max_frames: Some(2), max_idle_ms: None },
+        };
         TestHub { hub: Hub::new(store, Arc::new(Metrics::new()), config), dir }
     }
 
@@ -857,6 +929,40 @@ mod tests {
         let seqs: Vec<u64> =
             hub.store().frames_after("s", 0, 10).await.unwrap().into_iter().map(|(seq, _)| seq).collect();
         assert_eq!(seqs, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn retention_compacts_an_idle_session_into_its_snapshot_at_a_new_epoch() {
+        let test = test_hub("compact");
+        let hub = &test.hub;
+        for name in ["one", "two", "three"] {
+            rename(hub, "s", name).await;
+        }
+        let before = hub.open("s").await.unwrap().unwrap();
+        let old_epoch = before.epoch().to_owned();
+        let old = before.producer().await.sequencer.snapshot();
+        drop(before);
+        assert_eq!(hub.compact_idle(now_ms()).await.unwrap(), 0, "a session in memory is left alone");
+        assert_eq!(hub.evict_idle(now_ms()).await, 1);
+        assert_eq!(hub.compact_idle(now_ms()).await.unwrap(), 1);
+        assert!(hub.store().frames_after("s", 0, 10).await.unwrap().is_empty(), "the frames are gone");
+        let after = hub.open("s").await.unwrap().unwrap();
+        assert_ne!(after.epoch(), old_epoch);
+        assert_eq!((after.head(), after.retained_from()), (3, 4));
+        let now = after.producer().await.sequencer.snapshot();
+        assert_eq!((now.name, now.messages, now.state_hash), (old.name, old.messages, old.state_hash));
+        // A cursor of the old epoch gets the snapshot; one of the new replays.
+        let replay = |epoch: &str, after_seq| {
+            verdict(Some(after.epoch()), after.head(), after.retained_from(), Some(epoch), Some(after_seq))
+        };
+        assert_eq!(replay(&old_epoch, 3), Verdict::Snapshot);
+        assert_eq!(replay(after.epoch(), 3), Verdict::Replay { after_seq: 3, head: 3 });
+        drop(after);
+        rename(hub, "s", "four").await;
+        let seqs: Vec<u64> =
+            hub.store().frames_after("s", 0, 10).await.unwrap().into_iter().map(|(seq, _)| seq).collect();
+        assert_eq!(seqs, [4], "the seq goes on from the base");
+        assert_eq!(hub.compact_idle(now_ms()).await.unwrap(), 0, "one frame is within the bound of two");
     }
 
     #[tokio::test]

@@ -113,6 +113,10 @@ impl AppState {
             HubConfig {
                 ring: stream_core::replay::RingLimits { max_frames: config.ring_frames, max_bytes: config.ring_bytes },
                 retention_ms: config.retention_ms,
+                log_retention: hub::LogRetention {
+                    max_frames: config.retain_frames,
+                    max_idle_ms: config.retain_days.map(|days| days.saturating_mul(24 * 60 * 60 * 1000)),
+                },
             },
         );
         let providers = Providers::from_config(&config);
@@ -154,7 +158,7 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
-    let evictor = tokio::spawn(evict_idle_sessions(Arc::clone(&state)));
+    let evictor = tokio::spawn(maintain(Arc::clone(&state)));
     let app = router(Arc::clone(&state));
     let graceful = async move {
         stop.await;
@@ -177,13 +181,20 @@ pub async fn serve(
     Ok(())
 }
 
-async fn evict_idle_sessions(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+/// The maintenance pass: idle sessions leave memory, then retention compacts
+/// the logs of those it names.
+async fn maintain(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.maintenance_ms.max(1)));
     loop {
         tick.tick().await;
         let evicted = state.hub.evict_idle(hub::now_ms()).await;
         if evicted > 0 {
             tracing::debug!(evicted, "idle sessions left memory");
+        }
+        match state.hub.compact_idle(hub::now_ms()).await {
+            Ok(0) => {}
+            Ok(compacted) => tracing::debug!(compacted, "session logs compacted"),
+            Err(error) => tracing::warn!(%error, "compaction failed; the log is unchanged"),
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub rejected_inputs: Family<Reason, Counter>,
     /// Frames the sequencer refused (a second terminal event...), by reason.
     pub dropped_frames: Family<Reason, Counter>,
+    /// Sessions whose log was compacted into a base snapshot.
+    pub compactions: Counter,
 }
 
 impl Default for Metrics {
@@ -60,6 +62,7 @@ impl Metrics {
             slow_consumer_drops: Counter::default(),
             rejected_inputs: Family::default(),
             dropped_frames: Family::default(),
+            compactions: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Open WebSocket connections", metrics.connections.clone());
@@ -80,6 +83,7 @@ impl Metrics {
         );
         registry.register("rejected_inputs", "Client input refused, by reason", metrics.rejected_inputs.clone());
         registry.register("dropped_frames", "Frames the sequencer refused, by reason", metrics.dropped_frames.clone());
+        registry.register("compactions", "Session logs compacted into a base snapshot", metrics.compactions.clone());
         Self { registry, ..metrics }
     }
 

@@ -30,6 +30,16 @@ pub enum StoreError {
     /// A blocking read task failed.
     #[error("a database read was interrupted")]
     ReadInterrupted,
+    /// A session's base snapshot does not parse.
+    #[error("the base snapshot of session {session} at seq {seq} does not parse: {error}")]
+    CorruptBase {
+        /// The session.
+        session: String,
+        /// The base's seq.
+        seq: u64,
+        /// Why.
+        error: String,
+    },
     /// The log lacks frames the session's head says exist.
     #[error("the log holds no frames after seq {after} of session {session}, whose head is {head}")]
     MissingFrames {
@@ -63,6 +73,8 @@ pub struct SessionRow {
     pub provider: Option<String>,
     /// What the session has cost, in US dollars, when a provider said.
     pub cost_usd: Option<f64>,
+    /// The seq of its base snapshot (0: never compacted); its log keeps the frames after it.
+    pub base_seq: u64,
 }
 
 /// The answer given to a send, replayed when the same `client_message_id` comes again.
@@ -121,6 +133,18 @@ pub enum WriteOp {
         /// Its id (Claude Code's session, Codex's thread).
         id: String,
     },
+    /// The session's frames up to `seq` are replaced by its snapshot there,
+    /// and it moves to `epoch`: cursors of the old one get a snapshot.
+    Compact {
+        /// The session.
+        session_id: String,
+        /// Its new epoch.
+        epoch: String,
+        /// The seq the base stands at (the head when compacted).
+        seq: u64,
+        /// The snapshot JSON at `seq`.
+        snapshot: String,
+    },
     /// A session and everything in it goes.
     DeleteSession {
         /// The session.
@@ -153,7 +177,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     head INTEGER NOT NULL DEFAULT 0,
     open_run TEXT,
     provider TEXT,
-    cost_usd REAL
+    cost_usd REAL,
+    base_seq INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
     session_id TEXT NOT NULL,
@@ -166,6 +191,11 @@ CREATE TABLE IF NOT EXISTS sends (
     client_message_id TEXT NOT NULL,
     answer TEXT NOT NULL,
     PRIMARY KEY (session_id, client_message_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bases (
+    session_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    snapshot TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS continuations (
     session_id TEXT NOT NULL,
@@ -230,7 +260,7 @@ impl Store {
         self.read(move |connection| {
             connection
                 .query_row(
-                    "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider, cost_usd FROM sessions WHERE id = ?1",
+                    "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider, cost_usd, base_seq FROM sessions WHERE id = ?1",
                     [&id],
                     session_row,
                 )
@@ -243,7 +273,7 @@ impl Store {
     pub async fn sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare(
-                "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider, cost_usd FROM sessions ORDER BY updated_at DESC",
+                "SELECT id, epoch, name, created_at, updated_at, head, open_run, provider, cost_usd, base_seq FROM sessions ORDER BY updated_at DESC",
             )?;
             statement.query_map([], session_row)?.collect()
         })
@@ -276,6 +306,40 @@ impl Store {
                     Ok((row.get::<_, i64>(0)? as u64, Arc::<str>::from(row.get::<_, String>(1)?)))
                 })?
                 .collect()
+        })
+        .await
+    }
+
+    /// The session's base snapshot (JSON) and its seq, once it was compacted.
+    pub async fn base(&self, session_id: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let session_id = session_id.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row("SELECT seq, snapshot FROM bases WHERE session_id = ?1", [&session_id], |row| {
+                    Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
+                })
+                .optional()
+        })
+        .await
+    }
+
+    /// Up to `limit` sessions with no run open that retention says to
+    /// compact: more than `max_frames` frames since their base, or untouched
+    /// since `idle_before` (ms since the epoch) with frames since their base.
+    pub async fn compaction_candidates(
+        &self,
+        max_frames: Option<u64>,
+        idle_before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let (max_frames, idle_before) = (max_frames.map(|n| n as i64), idle_before.map(|at| at as i64));
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id FROM sessions WHERE open_run IS NULL AND head > base_seq
+                 AND ((?1 IS NOT NULL AND head - base_seq > ?1) OR (?2 IS NOT NULL AND updated_at < ?2))
+                 ORDER BY updated_at LIMIT ?3",
+            )?;
+            statement.query_map(params![max_frames, idle_before, limit as i64], |row| row.get(0))?.collect()
         })
         .await
     }
@@ -318,7 +382,8 @@ impl Store {
 }
 
 /// Columns added to `sessions` since the first schema, for logs written before them.
-const ADDED_COLUMNS: [(&str, &str); 2] = [("provider", "TEXT"), ("cost_usd", "REAL")];
+const ADDED_COLUMNS: [(&str, &str); 3] =
+    [("provider", "TEXT"), ("cost_usd", "REAL"), ("base_seq", "INTEGER NOT NULL DEFAULT 0")];
 
 fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
     for (column, kind) in ADDED_COLUMNS {
@@ -345,6 +410,7 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         open_run: row.get(6)?,
         provider: row.get(7)?,
         cost_usd: row.get(8)?,
+        base_seq: row.get::<_, i64>(9)? as u64,
     })
 }
 
@@ -436,7 +502,22 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> rusqlite::Result<()> {
                     params![session_id, provider, id],
                 )?;
             }
+            WriteOp::Compact { session_id, epoch, seq, snapshot } => {
+                transaction.execute(
+                    "INSERT OR REPLACE INTO bases (session_id, seq, snapshot) VALUES (?1, ?2, ?3)",
+                    params![session_id, *seq as i64, snapshot],
+                )?;
+                transaction.execute(
+                    "DELETE FROM frames WHERE session_id = ?1 AND seq <= ?2",
+                    params![session_id, *seq as i64],
+                )?;
+                transaction.execute(
+                    "UPDATE sessions SET epoch = ?2, base_seq = ?3 WHERE id = ?1",
+                    params![session_id, epoch, *seq as i64],
+                )?;
+            }
             WriteOp::DeleteSession { id } => {
+                transaction.execute("DELETE FROM bases WHERE session_id = ?1", [id])?;
                 transaction.execute("DELETE FROM continuations WHERE session_id = ?1", [id])?;
                 transaction.execute("DELETE FROM frames WHERE session_id = ?1", [id])?;
                 transaction.execute("DELETE FROM sends WHERE session_id = ?1", [id])?;

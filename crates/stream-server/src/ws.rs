@@ -210,7 +210,7 @@ impl Connection {
                 self.send(sink, subscribed_text(&channel, None, 0, SubscribeMode::Snapshot)).await?;
                 return self.send(sink, empty_snapshot_text(&channel)).await;
             };
-            match verdict(Some(session.epoch()), session.head(), 1, epoch.as_deref(), after_seq) {
+            match verdict(Some(session.epoch()), session.head(), session.retained_from(), epoch.as_deref(), after_seq) {
                 Verdict::Snapshot => {
                     let Some((seq, snapshot)) = session.attach_with_snapshot(&self.outbox).await else { continue };
                     self.subscriptions.insert(channel.clone());

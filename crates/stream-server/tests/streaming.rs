@@ -101,6 +101,45 @@ async fn replay_beyond_the_memory_ring_comes_from_the_log() {
 }
 
 #[tokio::test]
+async fn a_cursor_from_before_a_compaction_gets_the_snapshot_of_the_new_epoch() {
+    let server = TestServer::start(|config| {
+        config.demo_reply_words = 20;
+        config.retain_frames = Some(10);
+        config.retention_ms = 0;
+        config.maintenance_ms = 50;
+    })
+    .await;
+    let base = server.url("");
+    let mut client = Client::connect(server.addr, "kept-short").await;
+    send(&base, "kept-short", "c1", "first").await;
+    client.until_finished(1).await;
+    let seen = client.engine.cursor().clone();
+    drop(client.ws);
+    // Unwatched and idle, the session leaves memory and its log is compacted.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(&base, "stream_compactions_total").await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "no compaction");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let compacted = snapshot(&base, "kept-short").await;
+    assert_ne!(compacted.epoch, seen.epoch);
+    assert_eq!(compacted.seq, seen.seq, "the base stands at the head");
+
+    let mut back = Client::resume(server.addr, client.engine).await;
+    back.pump().await.expect("subscribed");
+    let report = back.pump().await.expect("the snapshot");
+    assert_eq!((report.applied, report.buffered), (0, 0), "no stale frame applied");
+    assert_eq!(back.engine.cursor().epoch, compacted.epoch);
+    assert_eq!(back.engine.state_hash(), compacted.state_hash);
+    assert_eq!(metric(&base, "stream_resumes_total{reason=\"snapshot\"}").await, 2.0);
+    // The session goes on in its new epoch, seq after seq.
+    send(&base, "kept-short", "c2", "second").await;
+    back.until_finished(1).await;
+    assert_eq!(back.engine.state_hash(), snapshot(&base, "kept-short").await.state_hash);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_double_send_conflicts_a_repeated_id_is_idempotent_and_abort_finishes_once() {
     let server = TestServer::start(|config| config.demo_delta_ms = 50).await;
     let base = server.url("");
