@@ -92,6 +92,10 @@ bench:
     just wasm
     node --expose-gc crates/stream-wasm/js/bench/trace.mjs
 
+# Soaks (long; not in CI): a million frames with retention on, the log must plateau.
+soak:
+    cargo test -p stream-server --test soak -- --ignored --nocapture --test-threads 1
+
 # Builds the fuzz target (needs cargo-fuzz for `just fuzz`, not for this).
 fuzz-build:
     cargo build --manifest-path crates/stream-core/fuzz/Cargo.toml --target-dir target/fuzz

@@ -205,6 +205,9 @@ CREATE TABLE IF NOT EXISTS continuations (
 ) WITHOUT ROWID;
 ";
 
+/// The WAL's size after a checkpoint.
+const WAL_SIZE_LIMIT_BYTES: i64 = 8 * 1024 * 1024;
+
 /// Most writes one commit takes; the rest wait for the next.
 const MAX_OPS_PER_COMMIT: usize = 4_096;
 
@@ -217,6 +220,8 @@ impl Store {
         // (a power cut, not a crash, can lose the last commits).
         writer_connection.pragma_update(None, "journal_mode", "WAL")?;
         writer_connection.pragma_update(None, "synchronous", "NORMAL")?;
+        // After a checkpoint the WAL is cut back to this, so it does not keep its peak size.
+        writer_connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
         writer_connection.execute_batch(SCHEMA)?;
         add_missing_columns(&writer_connection)?;
         let reader = Connection::open(path)?;
