@@ -102,7 +102,7 @@ async fn a_million_frames_with_retention_keep_the_log_bounded() {
         // A person reads the reply before the next prompt: the sessions idle past a maintenance pass.
         tokio::time::sleep(READING).await;
         round += 1;
-        if round % RUNS_PER_CONVERSATION == 0 {
+        if round.is_multiple_of(RUNS_PER_CONVERSATION) {
             let http = reqwest::Client::new();
             for slot in 0..SLOTS {
                 let deleted =
