@@ -96,15 +96,23 @@ bench:
 soak:
     cargo test -p stream-server --test soak -- --ignored --nocapture --test-threads 1
 
-# Builds the fuzz target (needs cargo-fuzz for `just fuzz`, not for this).
+# Builds the fuzz targets (needs cargo-fuzz for `just fuzz`, not for this).
 fuzz-build:
     cargo build --manifest-path crates/stream-core/fuzz/Cargo.toml --target-dir target/fuzz
+    cargo build --manifest-path crates/stream-server/fuzz/Cargo.toml --target-dir target/fuzz
 
 # Fuzzes the engine for the given seconds (needs `cargo install cargo-fuzz`).
 # Crashes land in crates/stream-core/fuzz/artifacts; commit them under fuzz/regressions.
 fuzz seconds="60":
     cd crates/stream-core && RUSTC_BOOTSTRAP=1 cargo fuzz run engine_ops --sanitizer none \
         --target-dir ../../target/fuzz -- -max_total_time={{seconds}}
+
+# Fuzzes the server's input parsing for the given seconds (needs `cargo install cargo-fuzz`).
+# Crashes land in crates/stream-server/fuzz/artifacts; commit them under fuzz/regressions.
+fuzz-server seconds="60":
+    mkdir -p crates/stream-server/fuzz/corpus
+    cd crates/stream-server && RUSTC_BOOTSTRAP=1 cargo fuzz run inputs --sanitizer none \
+        --target-dir ../../target/fuzz fuzz/corpus fuzz/regressions -- -max_total_time={{seconds}}
 
 # Builds the npm package into pkg/: release wasm, wasm-bindgen (web target,
 # also loaded by the Node entry), wasm-opt from the binaryen npm package, tsc.

@@ -16,6 +16,7 @@
 //! | [`access`] | the host, origin and token checks |
 //! | [`config`] | flags and environment |
 //! | [`store`] | the SQLite log and its group-commit writer |
+//! | [`inputs`] | the parsing of every client input, and its fuzz entry |
 //! | [`hub`] | live sessions: sequencer, hot ring, fan-out, running index |
 //! | [`runs`] | sends, aborts, the run driver, crash recovery |
 //! | [`provider`] | the provider trait and every provider |
@@ -28,6 +29,7 @@ pub mod access;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod inputs;
 pub mod metrics;
 pub mod provider;
 pub mod rest;

@@ -17,13 +17,11 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::config::MAX_BODY_BYTES;
 use crate::error::{AppError, AppJson};
 use crate::hub::{IfMissing, Locked};
-use crate::runs::{self, SendRequest};
+use crate::inputs::{self, CreateRequest, RenameRequest, SendRequest};
+use crate::runs;
 use crate::{AppState, access};
 
 type AppResult<T> = Result<T, AppError>;
-
-/// Longest session name.
-const MAX_NAME_CHARS: usize = 200;
 
 /// Every route, with auth, CORS and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -127,12 +125,6 @@ async fn get_session(State(state): State<Arc<AppState>>, Path(id): Path<String>)
     Ok(json_text(&serde_json::to_string(&snapshot).expect("snapshots encode")))
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RenameRequest {
-    name: String,
-}
-
 /// `POST /v1/sessions` (an extension, protocol §9): a new session with a
 /// server-chosen id, its name given as its first frame.
 async fn create_session(
@@ -151,16 +143,6 @@ async fn create_session(
     Ok((StatusCode::CREATED, Json(json!({ "session_id": id, "name": name, "provider": request.provider }))))
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateRequest {
-    #[serde(default)]
-    name: Option<String>,
-    /// The provider its sends use when they name none.
-    #[serde(default)]
-    provider: Option<String>,
-}
-
 /// Name of a session created without one.
 const DEFAULT_NAME: &str = "New session";
 
@@ -177,12 +159,7 @@ async fn rename_session(
 }
 
 fn valid_name<'a>(state: &AppState, name: &'a str) -> AppResult<&'a str> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        state.metrics.reject("invalid_name");
-        return Err(AppError::bad_request("invalid_name", format!("a name has 1 to {MAX_NAME_CHARS} characters")));
-    }
-    Ok(name)
+    counted(state, inputs::valid_name(name))
 }
 
 async fn append_renamed(state: &AppState, mut locked: Locked, name: &str) -> AppResult<()> {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::AppState;
 use crate::error::AppError;
 use crate::hub::{ActiveRun, IfMissing, Locked, Session, new_id, now_ms};
+use crate::inputs::SendRequest;
 use crate::provider::{ProviderEvent, ProviderRun, RunRequest, Turn};
 use crate::store::{SendAnswer, WriteOp};
 
@@ -34,34 +35,10 @@ pub const INTERRUPTED_BY_RESTART: &str = "the server restarted while this run wa
 /// Said when a shutdown ends a run.
 pub const INTERRUPTED_BY_SHUTDOWN: &str = "the server shut down while this run was going";
 
-/// A send, as `POST /v1/sessions/{id}/messages` takes it.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SendRequest {
-    /// The client's id for the message; a retry reuses it.
-    pub client_message_id: String,
-    /// The user's text.
-    pub content: String,
-    /// The provider; the server's default when absent.
-    #[serde(default)]
-    pub provider: Option<String>,
-}
-
-/// Largest accepted `content` of a send.
-pub const MAX_CONTENT_BYTES: usize = 256 * 1024;
-
 /// Starts a run for a send, or returns the answer an earlier send with the
 /// same `client_message_id` got.
 pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -> Result<SendAnswer, AppError> {
-    if !stream_core::frame::is_valid_session_id(&request.client_message_id) {
-        return Err(AppError::bad_request(
-            "invalid_client_message_id",
-            "client_message_id must match [A-Za-z0-9._:-]{1,128}",
-        ));
-    }
-    if request.content.len() > MAX_CONTENT_BYTES {
-        return Err(AppError::PayloadTooLarge(MAX_CONTENT_BYTES));
-    }
+    request.check()?;
     if let Some(name) = &request.provider {
         known_provider(app, name)?;
     }

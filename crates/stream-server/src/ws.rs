@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::AppState;
-use crate::config::{MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WEBSOCKET_MESSAGE_BYTES};
+use crate::config::{MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WEBSOCKET_MESSAGE_BYTES};
 use crate::hub::{CatchUp, CatchUpStep, Outbox, empty_snapshot_text, protocol_error_text, subscribed_text};
 
 /// Most queued texts sent in one WebSocket message.
@@ -147,7 +147,7 @@ impl Connection {
     }
 
     async fn handle<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W, text: &str) -> SendResult {
-        let frame = match stream_core::frame::parse_client_frame(text, MAX_CLIENT_FRAME_BYTES) {
+        let frame = match crate::inputs::client_frame(text) {
             Ok(frame) => frame,
             Err(error) => return self.refuse(sink, error.kind.code(), &error.to_string(), None).await,
         };
