@@ -4,6 +4,10 @@
 //! - A million frames through sessions with retention on: the log (the
 //!   database file and its WAL) must plateau. Sessions idle between prompts,
 //!   as people do, since only an idle session is compacted.
+//! - Chaos: 10,000 seeded disconnect/resume cycles across `kill -9` restarts,
+//!   with clients that never read and malformed client frames mixed in: nothing lost
+//!   or duplicated, the client's hash equals the server's, no 5xx, and the
+//!   server's RSS stays under a stated bound.
 
 mod common;
 
@@ -124,4 +128,100 @@ async fn a_million_frames_with_retention_keep_the_log_bounded() {
     assert!(second_half as f64 <= first_half as f64 * 1.25, "the log keeps growing");
     assert!(metric(&base, "stream_compactions_total").await > 0.0);
     server.stop().await;
+}
+
+/// The server's resident memory, from its `/proc` status.
+fn process_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The bound the chaos run asserts on the server's RSS.
+const CHAOS_RSS_BOUND_KIB: u64 = 150 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a soak: run by `just soak`"]
+async fn chaos_resumes_across_kills_slow_consumers_and_bad_frames_lose_nothing() {
+    use futures_util::SinkExt;
+    use stream_core::SessionEngine;
+    use tokio_tungstenite::tungstenite::Message;
+
+    const CYCLES: usize = 10_000;
+    let dir = TempDir::new("chaos");
+    let args = ["--demo-delta-ms", "1", "--demo-reply-words", "300"];
+    let mut server = ServerProcess::spawn(&dir.0, &args);
+    let mut rng = fastrand::Rng::with_seed(0xc4a0_5eed);
+    let mut engine = SessionEngine::new("chaos");
+    let (mut sent, mut finished, mut kills, mut bad_frames, mut stalled) = (0, 0, 0, 0, 0);
+    let mut max_rss = 0;
+    // Connections that subscribe and never read, kept for a while.
+    let mut slow: Vec<Client> = Vec::new();
+    let started = Instant::now();
+    for cycle in 0..CYCLES {
+        if rng.usize(0..500) == 0 {
+            max_rss = max_rss.max(process_rss_kib(server.child.id()));
+            slow.clear();
+            server.kill();
+            server = ServerProcess::spawn(&dir.0, &args);
+            kills += 1;
+        }
+        let base = server.url("");
+        if sent == finished {
+            sent += 1;
+            let (status, body) = send(&base, "chaos", &format!("c{sent}"), &format!("prompt {sent}")).await;
+            assert!(status == 202, "cycle {cycle}: send answered {status} {body}");
+        }
+        if rng.usize(0..100) == 0 {
+            slow.push(Client::connect(server.addr, "chaos").await);
+            stalled += 1;
+            if slow.len() > 4 {
+                slow.remove(0);
+            }
+        }
+        let mut client = Client::resume(server.addr, engine).await;
+        if rng.usize(0..50) == 0 {
+            client.ws.send(Message::text("{\"type\":\"subscribe\",\"channel\":")).await.expect("bad frame");
+            bad_frames += 1;
+        }
+        for _ in 0..rng.usize(1..12) {
+            let Some(report) = client.pump().await else { break };
+            assert_eq!((report.buffered, report.duplicates), (0, 0), "cycle {cycle}: a gap or an overlap");
+            if finished + client.finished.len() == sent {
+                break;
+            }
+        }
+        finished += client.finished.len();
+        engine = client.engine;
+        if cycle % 1_000 == 999 {
+            max_rss = max_rss.max(process_rss_kib(server.child.id()));
+            println!(
+                "{:>6} cycles {:>6.1} s: {sent} runs, {kills} kills, {bad_frames} bad frames, {stalled} clients that never read, server RSS {} KiB",
+                cycle + 1,
+                started.elapsed().as_secs_f64(),
+                process_rss_kib(server.child.id())
+            );
+        }
+    }
+    let base = server.url("");
+    let mut client = Client::resume(server.addr, engine).await;
+    while finished + client.finished.len() < sent {
+        client.pump().await.expect("the last run ends");
+    }
+    wait_until_idle(&base, "chaos").await;
+    let snapshot = snapshot(&base, "chaos").await;
+    while client.engine.cursor().seq < snapshot.seq {
+        client.pump().await.expect("caught up");
+    }
+    assert_eq!(client.engine.state_hash(), snapshot.state_hash, "the client ends with the server's state");
+    println!(
+        "chaos: {CYCLES} cycles, {sent} runs, {kills} kill -9 restarts, {bad_frames} malformed frames, {stalled} clients that never read, {} messages, max server RSS {max_rss} KiB (bound {CHAOS_RSS_BOUND_KIB}), {:.0} s",
+        snapshot.messages.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(max_rss < CHAOS_RSS_BOUND_KIB, "server RSS {max_rss} KiB over the bound");
+    server.kill();
 }
