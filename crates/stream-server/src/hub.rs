@@ -938,6 +938,10 @@ mod tests {
         for name in ["one", "two", "three"] {
             rename(hub, "s", name).await;
         }
+        // A deletion before the compaction stays in force after it.
+        let deleted =
+            FrameBody::MessagesDeleted(stream_core::frame::MessagesDeleted { message_ids: vec!["gone".into()] });
+        hub.lock("s", IfMissing::Absent).await.unwrap().unwrap().append(hub, vec![deleted], Vec::new()).await.unwrap();
         let before = hub.open("s").await.unwrap().unwrap();
         let old_epoch = before.epoch().to_owned();
         let old = before.producer().await.sequencer.snapshot();
@@ -948,20 +952,24 @@ mod tests {
         assert!(hub.store().frames_after("s", 0, 10).await.unwrap().is_empty(), "the frames are gone");
         let after = hub.open("s").await.unwrap().unwrap();
         assert_ne!(after.epoch(), old_epoch);
-        assert_eq!((after.head(), after.retained_from()), (3, 4));
+        assert_eq!((after.head(), after.retained_from()), (4, 5));
         let now = after.producer().await.sequencer.snapshot();
-        assert_eq!((now.name, now.messages, now.state_hash), (old.name, old.messages, old.state_hash));
+        assert_eq!(now.deleted_message_ids, ["gone"]);
+        assert_eq!(
+            (now.name, now.messages, now.state_hash, now.deleted_message_ids),
+            (old.name, old.messages, old.state_hash, old.deleted_message_ids)
+        );
         // A cursor of the old epoch gets the snapshot; one of the new replays.
         let replay = |epoch: &str, after_seq| {
             verdict(Some(after.epoch()), after.head(), after.retained_from(), Some(epoch), Some(after_seq))
         };
-        assert_eq!(replay(&old_epoch, 3), Verdict::Snapshot);
-        assert_eq!(replay(after.epoch(), 3), Verdict::Replay { after_seq: 3, head: 3 });
+        assert_eq!(replay(&old_epoch, 4), Verdict::Snapshot);
+        assert_eq!(replay(after.epoch(), 4), Verdict::Replay { after_seq: 4, head: 4 });
         drop(after);
         rename(hub, "s", "four").await;
         let seqs: Vec<u64> =
             hub.store().frames_after("s", 0, 10).await.unwrap().into_iter().map(|(seq, _)| seq).collect();
-        assert_eq!(seqs, [4], "the seq goes on from the base");
+        assert_eq!(seqs, [5], "the seq goes on from the base");
         assert_eq!(hub.compact_idle(now_ms()).await.unwrap(), 0, "one frame is within the bound of two");
     }
 
