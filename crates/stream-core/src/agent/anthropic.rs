@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::framing::SseEvent;
-use super::{AgentEvent, AgentItem, StreamVerdict, parse_tool_input, text_of_blocks};
+use super::{AgentEvent, AgentItem, StreamVerdict, parse_json, parse_tool_input, text_of_blocks};
 use crate::message::Usage;
 
 #[derive(Debug)]
@@ -53,13 +53,8 @@ impl MessageStream {
 
     /// Reads one SSE event of the API.
     pub fn sse(&mut self, event: &SseEvent, out: &mut Vec<AgentItem>) {
-        match serde_json::from_str::<Value>(&event.data) {
-            Ok(value) => self.event(&value, None, out),
-            Err(error) => {
-                let error = format!("the stream sent an event that is not JSON: {error}");
-                out.push(AgentEvent::Error { error: error.clone() }.into());
-                self.verdict.fail(error);
-            }
+        if let Some(value) = parse_json(&event.data, "the stream sent an event", &mut self.verdict, out) {
+            self.event(&value, None, out);
         }
     }
 

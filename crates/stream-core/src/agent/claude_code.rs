@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::anthropic::MessageStream;
-use super::{AgentEvent, AgentItem, StreamVerdict, text_of_blocks};
+use super::{AgentEvent, AgentItem, StreamVerdict, parse_json, text_of_blocks};
 use crate::message::Usage;
 
 /// The state of one Claude Code run's output.
@@ -49,15 +49,7 @@ impl ClaudeCode {
         if line.trim().is_empty() {
             return;
         }
-        let value: Value = match serde_json::from_str(line) {
-            Ok(value) => value,
-            Err(error) => {
-                let error = format!("Claude Code printed a line that is not JSON: {error}");
-                out.push(AgentEvent::Error { error: error.clone() }.into());
-                self.verdict.fail(error);
-                return;
-            }
-        };
+        let Some(value) = parse_json(line, "Claude Code printed a line", &mut self.verdict, out) else { return };
         let parent = value.get("parent_tool_use_id").and_then(Value::as_str).map(str::to_owned);
         let mut emit = |event: AgentEvent| out.push(AgentItem { event, parent_tool_call_id: parent.clone() });
         let field = |key: &str| value.get(key).and_then(Value::as_str);

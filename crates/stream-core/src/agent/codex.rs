@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::{AgentEvent, AgentItem, StreamVerdict, text_of_blocks};
+use super::{AgentEvent, AgentItem, StreamVerdict, parse_json, text_of_blocks};
 use crate::message::Usage;
 
 /// The state of one Codex run's output.
@@ -35,15 +35,7 @@ impl Codex {
         if line.trim().is_empty() {
             return;
         }
-        let value: Value = match serde_json::from_str(line) {
-            Ok(value) => value,
-            Err(error) => {
-                let error = format!("Codex printed a line that is not JSON: {error}");
-                out.push(AgentEvent::Error { error: error.clone() }.into());
-                self.verdict.fail(error);
-                return;
-            }
-        };
+        let Some(value) = parse_json(line, "Codex printed a line", &mut self.verdict, out) else { return };
         let mut emit = |event: AgentEvent| out.push(event.into());
         let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
         match value.get("type").and_then(Value::as_str).unwrap_or_default() {

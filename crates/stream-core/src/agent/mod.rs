@@ -305,6 +305,20 @@ impl Translator {
     }
 }
 
+/// `text` as JSON; else an error shown where it came (`what` says what it
+/// was), which fails the run.
+fn parse_json(text: &str, what: &str, verdict: &mut StreamVerdict, out: &mut Vec<AgentItem>) -> Option<Value> {
+    match serde_json::from_str(text) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            let error = format!("{what} that is not JSON: {error}");
+            out.push(AgentEvent::Error { error: error.clone() }.into());
+            verdict.fail(error);
+            None
+        }
+    }
+}
+
 /// The text of a JSON value that is a string or a list of `{type: "text",
 /// text}` blocks (tool results of Claude Code and MCP); other values as they are.
 fn text_of_blocks(value: &Value) -> Value {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::framing::SseEvent;
-use super::{AgentEvent, AgentItem, StreamVerdict, parse_tool_input};
+use super::{AgentEvent, AgentItem, StreamVerdict, parse_json, parse_tool_input};
 use crate::message::Usage;
 
 #[derive(Debug, Default)]
@@ -48,15 +48,7 @@ impl ChatStream {
             self.verdict.finished = true;
             return;
         }
-        let chunk: Value = match serde_json::from_str(data) {
-            Ok(chunk) => chunk,
-            Err(error) => {
-                let error = format!("the stream sent a chunk that is not JSON: {error}");
-                out.push(AgentEvent::Error { error: error.clone() }.into());
-                self.verdict.fail(error);
-                return;
-            }
-        };
+        let Some(chunk) = parse_json(data, "the stream sent a chunk", &mut self.verdict, out) else { return };
         if event.event == "error" || chunk.get("error").is_some() {
             let error = chunk
                 .pointer("/error/message")
