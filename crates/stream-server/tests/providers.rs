@@ -198,6 +198,28 @@ async fn the_providers_are_listed_with_kind_and_model() {
 #[derive(Clone, Default)]
 struct Upstream {
     bodies: Arc<Mutex<Vec<Value>>>,
+    /// Set when the client dropped a streaming response (an abort).
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Marks `Upstream::dropped` when the response stream holding it goes away.
+struct DropSignal(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A reply that streams a word every 50 ms for a minute, and notes when it is dropped.
+fn endless(dropped: Arc<std::sync::atomic::AtomicBool>) -> Response {
+    let words = futures_util::stream::unfold(DropSignal(dropped), |signal| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let chunk = format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {"content": "more "}}]}));
+        Some((Ok::<_, std::io::Error>(chunk.into_bytes()), signal))
+    });
+    let minute = futures_util::StreamExt::take(words, 1_200);
+    ([("content-type", "text/event-stream")], Body::from_stream(minute)).into_response()
 }
 
 /// SSE for a Chat Completions reply, cut into random chunks (inside characters too).
@@ -254,6 +276,7 @@ async fn upstream(State(upstream): State<Upstream>, body: axum::Json<Value>) -> 
         "cut" => streamed(chat_sse(&["Half ", "a rep"], ""), true),
         "error-event" => streamed(chat_sse(&["Before "], "data: {\"error\":{\"message\":\"overloaded\"}}\n\n"), false),
         "no-done" => streamed(chat_sse(&["Stops "], ""), false),
+        "endless" => endless(Arc::clone(&upstream.dropped)),
         "anthropic" => {
             let events = [
                 json!({"type": "message_start", "message": {"id": "m1", "model": "claude-mock", "usage": {"input_tokens": 9}}}),
@@ -393,5 +416,26 @@ async fn a_silent_provider_gets_a_notice_then_fails_at_the_timeout() {
         "{:?}",
         reply.usage.metadata
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_abort_drops_the_api_request_and_ends_the_run_cancelled() {
+    let (base, upstream) = start_upstream().await;
+    let server = TestServer::start(move |config| config.openai_base_url = Some(format!("{base}/v1"))).await;
+    let mut client = Client::connect(server.addr, "stop").await;
+    assert_eq!(send_with(&server.url(""), "stop", "c1", "endless", "openai").await, 202);
+    while !client.engine.state().messages().iter().any(|m| m.role == Role::Assistant && !m.content.is_empty()) {
+        client.pump().await.expect("the reply starts");
+    }
+    let abort = reqwest::Client::new().post(server.url("/v1/sessions/stop/abort")).send().await.unwrap();
+    assert_eq!(abort.status().as_u16(), 202);
+    client.until_finished(1).await;
+    assert!(matches!(client.finished[0], RunEvent::Finished { status: Outcome::Cancelled, aborted: true, .. }));
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !upstream.dropped.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(tokio::time::Instant::now() < deadline, "the request to the API is still open");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     server.stop().await;
 }
