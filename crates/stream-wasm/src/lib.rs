@@ -114,3 +114,113 @@ export interface RunningList {
   sessions: { session_id: string; run_id: string; provider: string; started_at: number; last_seq: number; notice?: string }[];
 }
 "#;
+
+/// The TypeScript types above are written by hand: this checks them against
+/// what the Rust types serialise, field by field and variant by variant, so
+/// a field added on one side and not the other fails here.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod types_match_rust {
+    use std::collections::BTreeSet;
+
+    use serde::Serialize;
+    use serde_json::{Value, json};
+    use stream_core::message::{Message, MessageStatus, Role, ToolCall, ToolCallState, ToolResult, Usage};
+
+    /// The TypeScript section as written above (the macro takes the constant itself).
+    static TYPES: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
+        let source = include_str!("lib.rs");
+        let start = source.find("const TYPES: &'static str = r#\"").expect("the section") + 31;
+        &source[start..start + source[start..].find("\"#;").expect("its end")]
+    });
+
+    /// The field names of `export interface NAME { ... }`.
+    fn declared(interface: &str) -> BTreeSet<String> {
+        let start = TYPES.find(&format!("export interface {interface} {{")).expect("the interface is declared");
+        let body = &TYPES[start..start + TYPES[start..].find("\n}").expect("its end")];
+        body.lines()
+            .skip(1)
+            .map(str::trim)
+            .filter(|line| !line.starts_with("/**") && !line.starts_with('*') && !line.is_empty())
+            .filter_map(|line| line.split([':', '?']).next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The string literals of `export type NAME = ...;` (or of a field's union).
+    fn literals(declaration: &str) -> BTreeSet<String> {
+        let start = TYPES.find(declaration).expect("the declaration is there") + declaration.len();
+        let end = start + TYPES[start..].find(';').expect("its end");
+        TYPES[start..end]
+            .split('|')
+            .filter_map(|part| part.trim().strip_prefix('"')?.strip_suffix('"').map(str::to_owned))
+            .collect()
+    }
+
+    fn keys(value: &impl Serialize) -> BTreeSet<String> {
+        match serde_json::to_value(value).expect("serialises") {
+            Value::Object(map) => map.keys().cloned().collect(),
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn names<T: Serialize>(variants: &[T]) -> BTreeSet<String> {
+        variants.iter().map(|variant| serde_json::to_value(variant).unwrap().as_str().unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn every_field_and_variant_is_declared_and_nothing_more() {
+        let call = ToolCall {
+            id: "t".into(),
+            name: "n".into(),
+            input: json!({}),
+            state: ToolCallState::Running,
+            error: Some("e".into()),
+            started_at: Some(1),
+        };
+        let result =
+            ToolResult { tool_call_id: "t".into(), output: json!(1), truncated: false, error: Some("e".into()) };
+        let mut message = Message::new("m", Role::Assistant, MessageStatus::Complete);
+        message.created_at = Some(1);
+        message.finished_at = Some(2);
+        message.client_message_id = Some("c".into());
+        message.parent_tool_call_id = Some("p".into());
+        message.tool_calls.push(call.clone());
+        message.tool_result = Some(result.clone());
+        message.error = Some("e".into());
+        message.usage = Usage {
+            tokens_used: Some(1),
+            ctx_used: Some(1),
+            ctx_max: Some(1),
+            cache_tokens: Some(1),
+            reasoning_tokens: Some(1),
+            model: Some("m".into()),
+            cost_usd: Some(0.5),
+            metadata: Some(json!({})),
+        };
+        assert_eq!(keys(&message), declared("Message"));
+        assert_eq!(keys(&call), declared("ToolCall"));
+        assert_eq!(keys(&result), declared("ToolResult"));
+        assert_eq!(
+            names(&[Role::User, Role::Assistant, Role::Tool, Role::System, Role::Reasoning]),
+            literals("export type Role =")
+        );
+        let states = [
+            ToolCallState::Preparing,
+            ToolCallState::Running,
+            ToolCallState::Succeeded,
+            ToolCallState::Failed,
+            ToolCallState::Cancelled,
+        ];
+        assert_eq!(names(&states), literals("  state:"));
+        let statuses = [MessageStatus::Pending, MessageStatus::Streaming];
+        let mut expected = names(&statuses);
+        expected.insert("Outcome".into());
+        let declared_statuses: BTreeSet<String> = TYPES
+            .split("export type MessageStatus =")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .map(|union| union.split('|').map(|part| part.trim().trim_matches('"').to_owned()).collect())
+            .unwrap();
+        assert_eq!(declared_statuses, expected);
+    }
+}
