@@ -10,10 +10,14 @@
 //!   read (replay) or under the producer lock with the snapshot, so between
 //!   what it catches up on and what it receives live there is no gap and no
 //!   overlap.
-//! - Eviction marks a session evicted under both its locks, and attaching or
-//!   producing checks the mark under the same lock: a holder of an evicted
-//!   session reopens it from the map, so no subscriber is left on a session
-//!   nobody publishes to, and no channel ever has two sequencers.
+//! - A session leaves memory only when the map holds the only reference to
+//!   it, checked under the map lock, which every lookup takes: nobody can be
+//!   attaching to, catching up on, or producing into a session that is
+//!   evicted, so no subscriber is left on a session nobody publishes to, and
+//!   no channel ever has two sequencers. Compaction works only on sessions
+//!   out of memory, under the same lock.
+//! - A deleted session refuses its producer and new subscribers: whoever
+//!   looked it up before the delete looks again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,8 +114,6 @@ pub struct Producer {
     stale: bool,
     /// Set when the session was deleted; appends do nothing.
     deleted: bool,
-    /// Set when the session left memory; its holders reopen it.
-    evicted: bool,
 }
 
 struct Fanout {
@@ -120,8 +122,6 @@ struct Fanout {
     subscribers: Vec<Arc<Outbox>>,
     last_finished_at: Option<u64>,
     deleted: bool,
-    /// Set with [`Producer::evicted`], under this lock: attaching reopens.
-    evicted: bool,
 }
 
 /// One live session.
@@ -147,8 +147,6 @@ pub enum Attach {
     },
     /// The session was deleted meanwhile.
     Deleted,
-    /// The session left memory meanwhile: reopen it and try again.
-    Evicted,
 }
 
 /// A session with its producer lock held, as [`Hub::lock`] hands it out.
@@ -207,8 +205,8 @@ impl CatchUp {
         Self { session, outbox, cursor: after_seq, attached: None, from_log: false }
     }
 
-    /// The next step. A session evicted meanwhile is reopened; one deleted, or
-    /// replaced by a new epoch, ends the catch-up as deleted.
+    /// The next step. The catch-up holds its session, so it stays in memory
+    /// (and out of compaction) until the catch-up ends.
     pub async fn next(&mut self, hub: &Hub) -> Result<CatchUpStep, StoreError> {
         loop {
             if let Some(rest) = &mut self.attached {
@@ -223,10 +221,6 @@ impl CatchUp {
             match self.session.attach_after(&self.outbox, self.cursor) {
                 Attach::Attached(frames) => self.attached = Some(frames.into_iter()),
                 Attach::Deleted => return Ok(CatchUpStep::Deleted),
-                Attach::Evicted => match hub.open(self.session.id()).await? {
-                    Some(reopened) if reopened.epoch == self.session.epoch => self.session = reopened,
-                    _ => return Ok(CatchUpStep::Deleted),
-                },
                 // The ring is tried again once the log has been read up to `head`.
                 Attach::FromLog { head } => {
                     self.from_log = true;
@@ -268,16 +262,16 @@ impl Session {
     }
 
     /// Takes the producer lock. Only a run's driver calls this on a session it
-    /// holds: a session with a run is never evicted. Everyone else goes
-    /// through [`Hub::lock`], which never hands out an evicted session.
+    /// holds: its run keeps the session alive. Everyone else goes through
+    /// [`Hub::lock`], which never hands out a deleted session.
     pub async fn producer(&self) -> tokio::sync::MutexGuard<'_, Producer> {
         self.producer.lock().await
     }
 
-    /// The producer lock, unless the session was evicted before it was taken.
+    /// The producer lock, unless the session was deleted before it was taken.
     pub async fn lock_live(&self) -> Option<tokio::sync::OwnedMutexGuard<Producer>> {
         let producer = Arc::clone(&self.producer).lock_owned().await;
-        (!producer.evicted).then_some(producer)
+        (!producer.deleted).then_some(producer)
     }
 
     /// Sequences `bodies`, commits them with `extra` writes, then publishes
@@ -380,9 +374,6 @@ impl Session {
         if fanout.deleted {
             return Attach::Deleted;
         }
-        if fanout.evicted {
-            return Attach::Evicted;
-        }
         let caught_up = fanout.head == after_seq;
         let frames: Option<Vec<Arc<str>>> = if caught_up {
             Some(Vec::new())
@@ -400,13 +391,13 @@ impl Session {
     }
 
     /// Attaches `outbox` with a snapshot at the head; returns its watermark
-    /// and text, or `None` when the session was evicted: reopen it.
+    /// and text, or `None` when the session was deleted: look it up again.
     pub async fn attach_with_snapshot(&self, outbox: &Arc<Outbox>) -> Option<(u64, String)> {
         // The producer lock means no batch is between commit and publish, so
         // the snapshot's watermark is exactly what was published.
         let producer = self.producer.lock().await;
         let mut fanout = lock(&self.fanout);
-        if fanout.evicted {
+        if fanout.deleted {
             return None;
         }
         let snapshot = serde_json::to_string(&ControlFrame::Snapshot(producer.sequencer.snapshot()))
@@ -527,8 +518,8 @@ impl Hub {
         Ok(Some(session))
     }
 
-    /// The session with its producer lock held: the one in the map, never an
-    /// evicted one (a session evicted between the lookup and the lock is
+    /// The session with its producer lock held: the one in the map, never a
+    /// deleted one (a session deleted between the lookup and the lock is
     /// looked up again). `None` when it does not exist and `if_missing` is
     /// [`IfMissing::Absent`].
     pub async fn lock(&self, id: &str, if_missing: IfMissing) -> Result<Option<Locked>, StoreError> {
@@ -581,16 +572,8 @@ impl Hub {
                 persisted,
                 stale: false,
                 deleted: false,
-                evicted: false,
             })),
-            fanout: Mutex::new(Fanout {
-                ring,
-                head,
-                subscribers,
-                last_finished_at: None,
-                deleted: false,
-                evicted: false,
-            }),
+            fanout: Mutex::new(Fanout { ring, head, subscribers, last_finished_at: None, deleted: false }),
             head: AtomicU64::new(head),
             base_seq,
         });
@@ -704,14 +687,18 @@ impl Hub {
     }
 
     /// Drops idle sessions from memory (their log stays): no run, no
-    /// subscriber, and the last run ended at least the retention period ago.
-    /// A session whose producer lock is taken is busy, so it stays.
+    /// subscriber, the last run ended at least the retention period ago, and
+    /// nothing but the map holds the session (no catch-up, no handler).
     pub async fn evict_idle(&self, now: u64) -> usize {
         let mut sessions = self.sessions.lock().await;
         let before = sessions.len();
         let retention = self.config.retention_ms;
         sessions.retain(|_, session| {
-            let Ok(mut producer) = session.producer.try_lock() else { return true };
+            // Under the map lock no new holder can appear: a lookup takes it.
+            if Arc::strong_count(session) > 1 {
+                return true;
+            }
+            let Ok(producer) = session.producer.try_lock() else { return true };
             let mut fanout = lock(&session.fanout);
             if !is_evictable(producer.run.is_some(), fanout.last_finished_at, now, retention) {
                 return true;
@@ -721,9 +708,6 @@ impl Hub {
                 fanout.ring.clear();
                 return true;
             }
-            // Under both locks: whoever holds this session and locks either one next sees the mark.
-            producer.evicted = true;
-            fanout.evicted = true;
             false
         });
         before - sessions.len()
@@ -873,16 +857,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_catch_up_that_outlives_an_eviction_attaches_to_the_reopened_session() {
+    async fn a_session_under_catch_up_stays_in_memory_and_the_subscriber_gets_what_follows() {
         let test = test_hub("catch-up");
         let hub = &test.hub;
         rename(hub, "s", "one").await;
         rename(hub, "s", "two").await;
         let (outbox, mut queue) = Outbox::new(1, 64);
-        // The subscriber looked the session up; eviction runs before it attaches.
+        // The subscriber looked the session up; the maintenance pass runs before it attaches.
         let held = hub.open("s").await.unwrap().unwrap();
-        assert_eq!(hub.evict_idle(now_ms()).await, 1);
         let mut catch_up = CatchUp::new(held, Arc::clone(&outbox), 1);
+        assert_eq!(hub.evict_idle(now_ms()).await, 0, "a catch-up holds its session");
         let mut caught_up = Vec::new();
         loop {
             match catch_up.next(hub).await.unwrap() {
@@ -891,44 +875,46 @@ mod tests {
                 CatchUpStep::Deleted => panic!("the session was not deleted"),
             }
         }
+        drop(catch_up);
         assert_eq!(caught_up.len(), 1, "the frame after the cursor");
+        assert_eq!(hub.evict_idle(now_ms()).await, 0, "a watched session stays");
         rename(hub, "s", "three").await;
         let live = queued(&mut queue);
         assert_eq!(live.len(), 1, "the next frame reaches the subscriber: {live:?}");
         assert!(live[0].contains("three"));
+        hub.detach("s", 1).await;
+        assert_eq!(hub.evict_idle(now_ms()).await, 1, "unwatched and unheld, it goes");
     }
 
     #[tokio::test]
-    async fn a_snapshot_attach_on_an_evicted_session_is_refused_so_the_caller_reopens() {
-        let test = test_hub("snapshot");
+    async fn a_holder_keeps_its_session_in_memory_so_one_sequencer_holds_the_channel() {
+        let test = test_hub("producer");
+        let hub = &test.hub;
+        rename(hub, "s", "one").await;
+        // A send looked the session up; the maintenance pass runs before it takes the lock.
+        let held = hub.open("s").await.unwrap().unwrap();
+        assert_eq!(hub.evict_idle(now_ms()).await, 0);
+        let locked = hub.lock("s", IfMissing::Absent).await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&held, &locked.session), "the one session, not a second from the log");
+        drop((held, locked));
+        assert_eq!(hub.evict_idle(now_ms()).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_session_refuses_its_producer_and_subscribers_so_holders_look_again() {
+        let test = test_hub("deleted");
         let hub = &test.hub;
         rename(hub, "s", "one").await;
         let (outbox, _queue) = Outbox::new(1, 64);
         let held = hub.open("s").await.unwrap().unwrap();
-        assert_eq!(hub.evict_idle(now_ms()).await, 1);
+        assert!(hub.delete("s").await.unwrap());
+        assert!(held.lock_live().await.is_none(), "a send that lost the race to the delete");
         assert!(held.attach_with_snapshot(&outbox).await.is_none());
-        assert!(matches!(held.attach_after(&outbox, 0), Attach::Evicted));
-        let reopened = hub.open("s").await.unwrap().unwrap();
-        assert!(!Arc::ptr_eq(&held, &reopened));
-        assert_eq!(reopened.attach_with_snapshot(&outbox).await.map(|(seq, _)| seq), Some(1));
-    }
-
-    #[tokio::test]
-    async fn a_producer_on_an_evicted_session_is_never_handed_out_so_one_sequencer_holds_the_channel() {
-        let test = test_hub("producer");
-        let hub = &test.hub;
-        rename(hub, "s", "one").await;
-        // A send looked the session up; eviction runs before it takes the lock.
-        let held = hub.open("s").await.unwrap().unwrap();
-        assert_eq!(hub.evict_idle(now_ms()).await, 1);
-        assert!(held.lock_live().await.is_none(), "the evicted session refuses its producer");
-        let locked = hub.lock("s", IfMissing::Absent).await.unwrap().unwrap();
-        assert!(!Arc::ptr_eq(&held, &locked.session));
-        drop(locked);
-        rename(hub, "s", "two").await;
-        let seqs: Vec<u64> =
-            hub.store().frames_after("s", 0, 10).await.unwrap().into_iter().map(|(seq, _)| seq).collect();
-        assert_eq!(seqs, vec![1, 2]);
+        assert!(matches!(held.attach_after(&outbox, 0), Attach::Deleted));
+        assert!(hub.lock("s", IfMissing::Absent).await.unwrap().is_none());
+        let fresh = hub.lock("s", IfMissing::Create).await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&held, &fresh.session));
+        assert_ne!(held.epoch(), fresh.session.epoch(), "a new session, a new epoch");
     }
 
     #[tokio::test]

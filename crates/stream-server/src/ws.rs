@@ -192,7 +192,7 @@ impl Connection {
         }
         let state = Arc::clone(&self.state);
         let hub = &state.hub;
-        // Looped only when the session is evicted between the lookup and the attach.
+        // Looped only when the session is deleted between the lookup and the attach.
         let (session, after_seq, head) = loop {
             let session = match hub.attach_or_wait(&channel, &self.outbox).await {
                 Ok(session) => session,
