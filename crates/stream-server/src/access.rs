@@ -3,10 +3,11 @@
 //! turns a foreign page into a "same-origin" one. Three checks, decided here
 //! and nowhere else:
 //!
-//! - **Host allowlist** (every route, while bound to loopback): the `Host`
-//!   must be `localhost`, `127.0.0.1`, `[::1]`, the bind address or an
-//!   `--allowed-hosts` entry. A rebinding page sends its own name, so it is
-//!   refused before anything else runs.
+//! - **Host allowlist** (every route): the `Host` must be an IP address,
+//!   `localhost` (or a name under `.localhost`), or an `--allowed-hosts`
+//!   entry. A rebinding page sends its own name, so it is refused before
+//!   anything else runs; an IP address cannot be rebound. `--allowed-hosts *`
+//!   turns the check off.
 //! - **Origin check** (the WebSocket upgrade and every state-changing call):
 //!   no `Origin` (a non-browser client), the server's own origin, or an
 //!   `--cors-origins` entry; anything else is refused.
@@ -35,8 +36,8 @@ use crate::error::AppError;
 /// The decisions of this module, precomputed from the settings.
 #[derive(Debug)]
 pub struct Access {
-    /// Hostnames accepted in `Host`, lowercased; `None` when the check is off
-    /// (bound to a non-loopback address, where a token is the protection).
+    /// Hostnames accepted in `Host` besides IP addresses, lowercased; `None`
+    /// when the check is off (`--allowed-hosts *`).
     allowed_hosts: Option<HostAllowlist>,
     /// Origins accepted besides the server's own, normalised.
     allowed_origins: OriginAllowlist,
@@ -87,11 +88,9 @@ impl Refusal {
 impl Access {
     /// The checks the settings ask for.
     pub fn new(config: &Config) -> Self {
-        let allowed_hosts = config.bind.ip().is_loopback().then(|| {
-            let mut exact: HashSet<String> =
-                ["localhost", "127.0.0.1", "[::1]"].into_iter().map(str::to_owned).collect();
-            exact.insert(ip_host(config.bind.ip()));
-            let mut suffixes = Vec::new();
+        let allowed_hosts = (!config.allowed_hosts.iter().any(|entry| entry.trim() == "*")).then(|| {
+            let mut exact: HashSet<String> = HashSet::from(["localhost".to_owned()]);
+            let mut suffixes = vec![".localhost".to_owned()];
             for entry in &config.allowed_hosts {
                 let entry = entry.trim().to_ascii_lowercase();
                 match entry.strip_prefix('.') {
@@ -119,8 +118,9 @@ impl Access {
         let host = request_host(uri, headers);
         if let (Some(allowlist), Some(host)) = (&self.allowed_hosts, &host) {
             let name = hostname_of(host).ok_or(Refusal::Host)?;
-            let allowed =
-                allowlist.exact.contains(&name) || allowlist.suffixes.iter().any(|suffix| name.ends_with(suffix));
+            let allowed = is_ip_literal(&name)
+                || allowlist.exact.contains(&name)
+                || allowlist.suffixes.iter().any(|suffix| name.ends_with(suffix));
             if !allowed {
                 return Err(Refusal::Host);
             }
@@ -215,11 +215,10 @@ fn hostname_of(authority: &str) -> Option<String> {
     Some(authority.host().to_ascii_lowercase())
 }
 
-fn ip_host(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
+/// Whether a hostname is an IP address (IPv6 in brackets), which DNS cannot rebind.
+fn is_ip_literal(name: &str) -> bool {
+    let bare = name.strip_prefix('[').and_then(|name| name.strip_suffix(']')).unwrap_or(name);
+    bare.parse::<IpAddr>().is_ok()
 }
 
 /// `scheme://host:port` with the port always written, lowercased; `None` for
@@ -301,10 +300,17 @@ mod tests {
     }
 
     #[test]
-    fn the_host_check_is_off_when_bound_beyond_loopback() {
+    fn ip_addresses_always_pass_names_need_listing_and_a_star_turns_the_check_off() {
         let access = access(|config| config.bind = "0.0.0.0:8080".parse().unwrap());
-        let request = headers(&[(header::HOST, "chat.example")]);
-        assert_eq!(access.check_host_and_origin(&Method::GET, &Uri::from_static("/"), &request), Ok(()));
+        let get = |access: &Access, host: &str| {
+            access.check_host_and_origin(&Method::GET, &Uri::from_static("/"), &headers(&[(header::HOST, host)]))
+        };
+        for allowed in ["192.168.1.5:8080", "[fe80::1]:8080", "10.0.0.1", "app.localhost:5173"] {
+            assert_eq!(get(&access, allowed), Ok(()), "{allowed}");
+        }
+        assert_eq!(get(&access, "chat.example"), Err(Refusal::Host));
+        let open = super::tests::access(|config| config.allowed_hosts = vec!["*".into()]);
+        assert_eq!(get(&open, "chat.example"), Ok(()));
     }
 
     #[test]

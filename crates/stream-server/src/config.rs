@@ -41,9 +41,9 @@ pub struct Config {
     /// state-changing call; `*` allows every origin.
     #[arg(long, env = "STREAM_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
-    /// Hostnames accepted in `Host` besides `localhost`, `127.0.0.1`, `[::1]`
-    /// and the bind address, comma-separated; `.example.com` also allows its
-    /// subdomains. Checked only while bound to loopback (against DNS rebinding).
+    /// Hostnames accepted in `Host` besides IP addresses and `localhost`,
+    /// comma-separated; `.example.com` also allows its subdomains, `*` turns
+    /// the check (against DNS rebinding) off.
     #[arg(long, env = "STREAM_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
     /// When set, every REST call and the WebSocket upgrade need it

@@ -133,6 +133,15 @@ impl AppState {
             drop_connections: tokio::sync::watch::Sender::new(0),
             next_connection: AtomicU64::new(1),
         });
+        let token = state.config.auth_token.is_some();
+        if !state.config.bind.ip().is_loopback() && !token {
+            tracing::warn!(
+                "listening beyond loopback without --auth-token: anyone who reaches this port can run its agents"
+            );
+        }
+        if state.config.cors_origins.iter().any(|origin| origin.trim() == "*") && !token {
+            tracing::warn!("--cors-origins * without --auth-token: every web page can drive this server");
+        }
         let closed = runs::close_interrupted_runs(&state).await?;
         if closed > 0 {
             tracing::warn!(closed, "closed runs interrupted by the last stop");
