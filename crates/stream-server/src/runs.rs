@@ -87,6 +87,7 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     let history =
         if provider.wants_history() { history(locked.producer.sequencer.state().messages()) } else { Vec::new() };
     let continuation = app.hub.store().continuation(session_id, provider_name).await?;
+    let resumed = continuation.is_some();
     locked.append(&app.hub, bodies, vec![record]).await?;
     let provider_run = provider.start(RunRequest {
         session_id: session_id.to_owned(),
@@ -99,7 +100,8 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     locked.producer.run = Some(ActiveRun { run_id: answer.run_id.clone(), abort: abort.clone() });
     let Locked { session, producer } = locked;
     drop(producer);
-    let run = RunContext { run_id: answer.run_id.clone(), provider: provider_name.to_owned(), continuation: None };
+    let run =
+        RunContext { run_id: answer.run_id.clone(), provider: provider_name.to_owned(), continuation: None, resumed };
     let driver = drive(Arc::clone(app), session, run, provider_run, abort);
     app.tasks.spawn(driver);
     Ok(answer)
@@ -164,8 +166,10 @@ impl Ending {
 struct RunContext {
     run_id: String,
     provider: String,
-    /// The provider's conversation id stored last.
+    /// The provider's conversation id this run stored last.
     continuation: Option<String>,
+    /// Whether the run continued a stored conversation.
+    resumed: bool,
 }
 
 impl RunContext {
@@ -180,6 +184,14 @@ impl RunContext {
         }
         self.continuation = Some(id.clone());
         Some(WriteOp::SetContinuation { session_id: session_id.to_owned(), provider: self.provider.clone(), id })
+    }
+
+    /// A run that resumed a conversation and failed before naming one failed
+    /// to resume it (the CLI no longer has it): the stored id is let go, so
+    /// the next run starts a new conversation rather than failing the same way.
+    fn stale_continuation(&self, session_id: &str, status: Outcome) -> Option<WriteOp> {
+        (status == Outcome::Failed && self.resumed && self.continuation.is_none())
+            .then(|| WriteOp::ClearContinuation { session_id: session_id.to_owned(), provider: self.provider.clone() })
     }
 }
 
@@ -262,8 +274,9 @@ async fn drive(
         exit_code: ending.exit_code,
         state_hash: None,
     }));
+    let stale = run.stale_continuation(session.id(), ending.status);
     let mut producer = session.producer().await;
-    if let Err(error) = session.append(&app.hub, &mut producer, bodies, Vec::new()).await {
+    if let Err(error) = session.append(&app.hub, &mut producer, bodies, stale.into_iter().collect()).await {
         // The log still shows the run open; the next start closes it.
         tracing::error!(%error, run = %run.run_id, "could not append run_finished");
     }

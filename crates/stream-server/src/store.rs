@@ -133,6 +133,13 @@ pub enum WriteOp {
         /// Its id (Claude Code's session, Codex's thread).
         id: String,
     },
+    /// The provider's id of the session's conversation is let go.
+    ClearContinuation {
+        /// The session.
+        session_id: String,
+        /// The provider.
+        provider: String,
+    },
     /// The session's frames up to `seq` are replaced by its snapshot there,
     /// and it moves to `epoch`: cursors of the old one get a snapshot.
     Compact {
@@ -505,6 +512,12 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> rusqlite::Result<()> {
                 transaction.execute(
                     "INSERT OR REPLACE INTO continuations (session_id, provider, id) VALUES (?1, ?2, ?3)",
                     params![session_id, provider, id],
+                )?;
+            }
+            WriteOp::ClearContinuation { session_id, provider } => {
+                transaction.execute(
+                    "DELETE FROM continuations WHERE session_id = ?1 AND provider = ?2",
+                    params![session_id, provider],
                 )?;
             }
             WriteOp::Compact { session_id, epoch, seq, snapshot } => {

@@ -143,6 +143,30 @@ async fn a_session_keeps_the_provider_it_was_created_with() {
 }
 
 #[tokio::test]
+async fn a_conversation_the_cli_no_longer_has_is_let_go_after_its_resume_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = TempDir::new("fake-forgetful");
+    let claude = bin.0.join("claude");
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" >> '{args}'\ncat > /dev/null\ncase \"$*\" in *--resume*) echo 'No conversation found' >&2; exit 1;; esac\ncat '{fixture}'\n",
+        args = bin.0.join("claude.args").display(),
+        fixture = fixture("claude-code-run.jsonl").display(),
+    );
+    std::fs::write(&claude, script).unwrap();
+    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = TestServer::start(move |config| config.claude_command = Some(claude)).await;
+    assert_eq!(run_once(&server, "gone", "c1", "one", "claude-code").await.0, Outcome::Complete);
+    let (status, messages) = run_once(&server, "gone", "c2", "two", "claude-code").await;
+    assert_eq!(status, Outcome::Failed);
+    assert!(errors(&messages).iter().any(|e| e.contains("No conversation found")), "{:?}", errors(&messages));
+    assert_eq!(run_once(&server, "gone", "c3", "three", "claude-code").await.0, Outcome::Complete);
+    let args = recorded_args(&bin.0, "claude");
+    let resumed: Vec<bool> = args.iter().map(|line| line.contains("--resume")).collect();
+    assert_eq!(resumed, [false, true, false], "{args:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn codex_runs_resume_their_thread() {
     let bin = TempDir::new("fake-codex");
     let codex = fake_cli(&bin.0, "codex", &fixture("codex-run.jsonl"), "");

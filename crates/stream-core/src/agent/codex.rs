@@ -16,6 +16,9 @@ use crate::message::Usage;
 pub struct Codex {
     /// Tool-like items whose call was emitted.
     called: HashSet<String>,
+    /// Put before item ids: Codex numbers them per process (`item_0`...), so
+    /// the runs of one session would reuse them.
+    id_prefix: String,
     verdict: StreamVerdict,
 }
 
@@ -23,6 +26,11 @@ impl Codex {
     /// Nothing seen yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Nothing seen yet; tool call ids start with `prefix`.
+    pub fn with_id_prefix(prefix: &str) -> Self {
+        Self { id_prefix: prefix.to_owned(), ..Self::default() }
     }
 
     /// How the output said the run ended; `finished` once the turn completed.
@@ -43,7 +51,7 @@ impl Codex {
             "item.started" => {
                 let item = value.get("item").unwrap_or(&Value::Null);
                 if let Some((name, input)) = tool_of(item) {
-                    let id = text("/item/id");
+                    let id = format!("{}{}", self.id_prefix, text("/item/id"));
                     if self.called.insert(id.clone()) {
                         emit(AgentEvent::ToolCall { id, name, input });
                     }
@@ -57,7 +65,7 @@ impl Codex {
                     "error" => emit(AgentEvent::Error { error: text("/item/message") }),
                     _ => {
                         let Some((name, input)) = tool_of(item) else { return };
-                        let id = text("/item/id");
+                        let id = format!("{}{}", self.id_prefix, text("/item/id"));
                         if self.called.insert(id.clone()) {
                             emit(AgentEvent::ToolCall { id: id.clone(), name, input });
                         }
@@ -181,6 +189,17 @@ mod tests {
             ]
         );
         assert_eq!(verdict, StreamVerdict { failed: None, finished: true });
+    }
+
+    #[test]
+    fn the_ids_of_one_run_are_its_own() {
+        let mut adapter = Codex::with_id_prefix("run_2.");
+        let mut out = Vec::new();
+        adapter.line(
+            r#"{"type":"item.started","item":{"id":"item_1","type":"command_execution","command":"ls"}}"#,
+            &mut out,
+        );
+        assert!(matches!(&out[0].event, AgentEvent::ToolCall { id, .. } if id == "run_2.item_1"));
     }
 
     #[test]

@@ -65,6 +65,16 @@ impl Decoder {
         Self { framing, adapter, unreadable: None }
     }
 
+    /// The same, for one run of a session: the ids a format numbers per
+    /// process (Codex's items) are made unique with `run_id`.
+    pub fn for_run(format: Format, max_line_bytes: usize, run_id: &str) -> Self {
+        let mut decoder = Self::new(format, max_line_bytes);
+        if format == Format::Codex {
+            decoder.adapter = Adapter::Codex(Codex::with_id_prefix(&format!("{run_id}.")));
+        }
+        decoder
+    }
+
     /// Feeds a chunk of output.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<AgentItem>) {
         let Self { framing, adapter, unreadable } = self;

@@ -208,9 +208,13 @@ impl Translator {
                 bodies.push(FrameBody::ToolCall(ToolCallFrame { message_id, tool_call }));
             }
             AgentEvent::ToolResult { tool_call_id, output, truncated, error } => {
-                // The reply after a tool result is a new assistant message.
-                self.close(&parent, Role::Reasoning, Outcome::Complete, now_ms, bodies);
-                self.close(&parent, Role::Assistant, Outcome::Complete, now_ms, bodies);
+                // The reply after a tool result is a new assistant message,
+                // and a subagent is done once its call has its result.
+                let subagent = Some(tool_call_id.clone());
+                for scope in [&subagent, &parent] {
+                    self.close(scope, Role::Reasoning, Outcome::Complete, now_ms, bodies);
+                    self.close(scope, Role::Assistant, Outcome::Complete, now_ms, bodies);
+                }
                 let message_id = self.start(&parent, Role::Tool, now_ms, bodies);
                 bodies.push(FrameBody::ToolResult(ToolResultFrame {
                     message_id,
@@ -480,6 +484,23 @@ mod tests {
             text("b"),
         ]);
         assert_eq!(&kinds[3..7], ["start r.2 Assistant", "delta r.2", "status r.1", "status r.2"]);
+    }
+
+    #[test]
+    fn a_subagent_s_last_message_is_done_when_its_call_has_its_result() {
+        let kinds = translate(vec![
+            AgentEvent::ToolCall { id: "task".into(), name: "Task".into(), input: json!({}) }.into(),
+            in_task(AgentEvent::Text { content: "the last word".into() }),
+            AgentEvent::ToolResult {
+                tool_call_id: "task".into(),
+                output: json!("done"),
+                truncated: false,
+                error: None,
+            }
+            .into(),
+        ]);
+        let done = kinds.iter().position(|kind| kind == "complete r.2").expect("the subagent's message completes");
+        assert!(done < kinds.iter().position(|kind| kind == "result r.3").unwrap(), "{kinds:?}");
     }
 
     #[test]

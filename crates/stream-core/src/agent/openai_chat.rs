@@ -65,9 +65,9 @@ impl ChatStream {
         }
         let choices = chunk.get("choices").and_then(Value::as_array);
         // One conversation, one choice: others (n > 1) are not shown.
-        for choice in
-            choices.into_iter().flatten().filter(|choice| choice.get("index").and_then(Value::as_u64) == Some(0))
-        {
+        // A server that leaves `index` out sends one choice.
+        let first = |choice: &&Value| choice.get("index").and_then(Value::as_u64).unwrap_or(0) == 0;
+        for choice in choices.into_iter().flatten().filter(first) {
             let delta = choice.get("delta").unwrap_or(&Value::Null);
             let piece = |key| delta.get(key).and_then(Value::as_str).filter(|piece| !piece.is_empty());
             if let Some(reasoning) = piece("reasoning_content").or_else(|| piece("reasoning")) {
@@ -79,8 +79,9 @@ impl ChatStream {
             if let Some(refusal) = piece("refusal") {
                 out.push(AgentEvent::Error { error: format!("refused: {refusal}") }.into());
             }
-            for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
-                let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let calls = delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten();
+            for (position, call) in calls.enumerate() {
+                let index = call.get("index").and_then(Value::as_u64).unwrap_or(position as u64);
                 let pending = self.calls.entry(index).or_default();
                 let field = |pointer| call.pointer(pointer).and_then(Value::as_str);
                 if let Some(id) = field("/id") {
@@ -166,6 +167,18 @@ mod tests {
             ]
         );
         assert_eq!(verdict, StreamVerdict { failed: None, finished: true });
+    }
+
+    #[test]
+    fn a_server_that_leaves_out_the_indexes_still_streams_its_text_and_calls() {
+        let (events, _) = read(&[
+            r#"{"choices":[{"delta":{"content":"Hi"}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"x","arguments":"{}"}},{"id":"b","function":{"name":"y","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+        ]);
+        let calls: Vec<&AgentEvent> =
+            events.iter().filter(|event| matches!(event, AgentEvent::ToolCall { .. })).collect();
+        assert_eq!(events[0], AgentEvent::Text { content: "Hi".into() });
+        assert_eq!(calls.len(), 2);
     }
 
     #[test]

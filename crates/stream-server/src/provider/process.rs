@@ -29,6 +29,8 @@ use super::{Provider, ProviderEvent, ProviderRun, RunRequest, channel};
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 /// Longest prompt also given to `command` as `STREAM_PROMPT`.
 pub const MAX_PROMPT_ENV_BYTES: usize = 32 * 1024;
+/// How long stderr may stay open after the agent exited.
+const STDERR_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// How much of stderr is kept for the error of a failed exit.
 const STDERR_TAIL_BYTES: usize = 2 * 1024;
 
@@ -120,7 +122,8 @@ impl Provider for ProcessProvider {
         }
         #[cfg(unix)]
         command.process_group(0);
-        let process = Process { program: self.program.clone(), format: self.cli.format() };
+        let process =
+            Process { program: self.program.clone(), format: self.cli.format(), run_id: request.run_id.clone() };
         tokio::spawn(process.drive(command, request.prompt, sender, run.cancel.clone()));
         run
     }
@@ -133,6 +136,7 @@ impl Provider for ProcessProvider {
 struct Process {
     program: PathBuf,
     format: Format,
+    run_id: String,
 }
 
 impl Process {
@@ -153,6 +157,8 @@ impl Process {
                 return;
             }
         };
+        // The group's id is the child's pid (`process_group(0)`), kept for after it is reaped.
+        let group = child.id();
         let writer = child.stdin.take().map(|mut stdin| {
             tokio::spawn(async move {
                 // A child that does not read its stdin is fine: the error is ignored.
@@ -176,7 +182,16 @@ impl Process {
             status = child.wait() => status,
         };
         let stderr = match stderr {
-            Some(task) => task.await.unwrap_or_default(),
+            // A tool the agent left running may hold stderr open: then it is
+            // killed with the rest of the group, and the tail is what came.
+            Some(mut task) => match tokio::time::timeout(STDERR_GRACE, &mut task).await {
+                Ok(tail) => tail.unwrap_or_default(),
+                Err(_) => {
+                    signal_group(group);
+                    // Killed, the holders close stderr at once; the bound is for a holder outside the group.
+                    tokio::time::timeout(STDERR_GRACE, task).await.ok().and_then(Result::ok).unwrap_or_default()
+                }
+            },
             None => String::new(),
         };
         let _ = events.send(self.exit(status, exit, &stderr)).await;
@@ -190,7 +205,7 @@ impl Process {
         cancel: &CancellationToken,
     ) -> Option<Option<String>> {
         let mut stdout = child.stdout.take()?;
-        let mut decoder = Decoder::new(self.format, MAX_LINE_BYTES);
+        let mut decoder = Decoder::for_run(self.format, MAX_LINE_BYTES, &self.run_id);
         let mut buffer = vec![0; 16 * 1024];
         let mut items = Vec::new();
         loop {
@@ -264,14 +279,22 @@ async fn tail(mut stream: impl AsyncRead + Unpin) -> String {
 
 /// Kills the child's whole process group (the agent and what it started).
 async fn kill_group(child: &mut Child) {
+    signal_group(child.id());
+    let _ = child.kill().await;
+}
+
+/// Sends SIGKILL to the process group `group` (a child's pid, its group leader).
+fn signal_group(group: Option<u32>) {
     #[cfg(unix)]
-    if let Some(pid) = child.id() {
+    if let Some(pid) = group {
         use nix::sys::signal::{Signal, killpg};
         use nix::unistd::Pid;
-        // The group id is the child's pid (`process_group(0)`); it exists while the child is unreaped.
+        // Linux gives no new process a pid still in use as a group id, so a
+        // group outliving its reaped leader is still this one.
         let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
-    let _ = child.kill().await;
+    #[cfg(not(unix))]
+    let _ = group;
 }
 
 /// The program `name` on `PATH`, if there is one.
@@ -402,6 +425,18 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_exits_with_a_tool_still_holding_stderr_ends_and_the_tool_is_killed() {
+        let provider = shell("echo '{\"type\":\"text\",\"content\":\"done\"}'; (sleep 60 >&2 &) ; exit 0");
+        let started = std::time::Instant::now();
+        let events = collect(&provider, request("")).await;
+        assert_eq!(
+            events.last(),
+            Some(&ProviderEvent::Exit { status: Outcome::Complete, exit_code: Some(0), error: None })
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "the run waited for the tool");
     }
 
     #[tokio::test]
