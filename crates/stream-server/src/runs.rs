@@ -276,14 +276,26 @@ async fn drive(
     }));
     let stale = run.stale_continuation(session.id(), ending.status);
     let mut producer = session.producer().await;
-    if let Err(error) = session.append(&app.hub, &mut producer, bodies, stale.into_iter().collect()).await {
-        // The log still shows the run open; the next start closes it.
-        tracing::error!(%error, run = %run.run_id, "could not append run_finished");
+    for (attempt, pause) in FINISH_RETRIES.iter().enumerate() {
+        match session.append(&app.hub, &mut producer, bodies.clone(), stale.clone().into_iter().collect()).await {
+            Ok(()) => {
+                if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
+                    producer.run = None;
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, run = %run.run_id, attempt, "could not append run_finished");
+                tokio::time::sleep(*pause).await;
+            }
+        }
     }
-    if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
-        producer.run = None;
-    }
+    // The log still shows the run open, and so does the session: sends get
+    // 409 rather than a run the sequencer would refuse; the next start closes it.
 }
+
+/// Pauses between the attempts to commit a run's end (a storage blip passes).
+const FINISH_RETRIES: [Duration; 3] = [Duration::from_millis(200), Duration::from_secs(1), Duration::from_secs(5)];
 
 /// A duration as a person reads it: `120 s`, or `200 ms` under a second.
 fn spoken(duration: Duration) -> String {

@@ -87,7 +87,7 @@ pub struct SendAnswer {
 }
 
 /// One write, committed with the others of its batch.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum WriteOp {
     /// A session comes into being.
     CreateSession {
