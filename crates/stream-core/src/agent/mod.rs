@@ -390,6 +390,10 @@ mod tests {
         kinds(&bodies)
     }
 
+    fn tool_result(tool_call_id: &str, output: Value) -> AgentEvent {
+        AgentEvent::ToolResult { tool_call_id: tool_call_id.into(), output, truncated: false, error: None }
+    }
+
     fn text(content: &str) -> AgentItem {
         AgentEvent::Text { content: content.into() }.into()
     }
@@ -404,7 +408,7 @@ mod tests {
             AgentEvent::Reasoning { content: "hmm".into() }.into(),
             text("a"),
             AgentEvent::ToolCall { id: "t".into(), name: "n".into(), input: Value::Null }.into(),
-            AgentEvent::ToolResult { tool_call_id: "t".into(), output: json!(1), truncated: false, error: None }.into(),
+            tool_result("t", json!(1)).into(),
             text("b"),
             AgentEvent::Usage(Usage { cost_usd: Some(0.5), ..Usage::default() }).into(),
         ]);
@@ -434,19 +438,8 @@ mod tests {
             AgentEvent::ToolCall { id: "task".into(), name: "Task".into(), input: json!({}) }.into(),
             in_task(AgentEvent::Text { content: "sub".into() }),
             in_task(AgentEvent::ToolCall { id: "t2".into(), name: "Read".into(), input: json!({}) }),
-            in_task(AgentEvent::ToolResult {
-                tool_call_id: "t2".into(),
-                output: json!("x"),
-                truncated: false,
-                error: None,
-            }),
-            AgentEvent::ToolResult {
-                tool_call_id: "task".into(),
-                output: json!("done"),
-                truncated: false,
-                error: None,
-            }
-            .into(),
+            in_task(tool_result("t2", json!("x"))),
+            tool_result("task", json!("done")).into(),
         ]);
         assert_eq!(
             kinds,
@@ -491,13 +484,7 @@ mod tests {
         let kinds = translate(vec![
             AgentEvent::ToolCall { id: "task".into(), name: "Task".into(), input: json!({}) }.into(),
             in_task(AgentEvent::Text { content: "the last word".into() }),
-            AgentEvent::ToolResult {
-                tool_call_id: "task".into(),
-                output: json!("done"),
-                truncated: false,
-                error: None,
-            }
-            .into(),
+            tool_result("task", json!("done")).into(),
         ]);
         let done = kinds.iter().position(|kind| kind == "complete r.2").expect("the subagent's message completes");
         assert!(done < kinds.iter().position(|kind| kind == "result r.3").unwrap(), "{kinds:?}");
@@ -508,7 +495,7 @@ mod tests {
         let kinds = translate(vec![
             text("a"),
             AgentEvent::ToolCall { id: "t".into(), name: "n".into(), input: json!({}) }.into(),
-            AgentEvent::ToolResult { tool_call_id: "t".into(), output: json!(1), truncated: false, error: None }.into(),
+            tool_result("t", json!(1)).into(),
             AgentEvent::Usage(Usage { tokens_used: Some(3), ..Usage::default() }).into(),
         ]);
         assert_eq!(kinds.last().map(String::as_str), Some("status r.1"));
