@@ -343,6 +343,18 @@ async function streamWhileScrolledUp(base, sessionId, prompt, minMessages, name)
   await page.screenshot({ path: `${shots}/${name}.png` });
   const durations = (await page.evaluate(() => window.longTasks)).sort((a, b) => a - b);
   const gaps = (await page.evaluate(() => ((window.stopFrames = true), window.frameGaps))).sort((a, b) => a - b);
+  // Then the reader scrolls the whole history, top to bottom, a screen per frame.
+  const scrolling = await page.locator(".messages").evaluate(async (element) => {
+    window.longTasks = [];
+    element.scrollTop = 0;
+    const started = performance.now();
+    while (element.scrollTop + element.clientHeight < element.scrollHeight - 1) {
+      element.scrollTop += element.clientHeight;
+      await new Promise((done) => requestAnimationFrame(done));
+    }
+    await new Promise((done) => setTimeout(done, 100));
+    return { ms: performance.now() - started, tasks: [...window.longTasks].sort((a, b) => a - b) };
+  });
   const report = {
     messages: snapshot.messages.length,
     streamed_ms: streamedMs,
@@ -354,6 +366,10 @@ async function streamWhileScrolledUp(base, sessionId, prompt, minMessages, name)
     frames: gaps.length,
     frame_gap_median_ms: percentile(gaps, 0.5),
     frame_gap_p95_ms: percentile(gaps, 0.95),
+    scroll_ms: Math.round(scrolling.ms),
+    scroll_long_tasks: scrolling.tasks.length,
+    scroll_over_50_ms: scrolling.tasks.filter((duration) => duration > 50).length,
+    scroll_max_ms: Math.round(scrolling.tasks.at(-1) ?? 0),
   };
   writeFileSync(`${shots}/${name}.json`, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`${name}: long tasks while streaming into ${report.messages} messages: ${JSON.stringify(report)}`);
