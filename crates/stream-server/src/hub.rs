@@ -293,6 +293,8 @@ impl Session {
             producer.stale = false;
         }
         let running_before = producer.sequencer.running().cloned();
+        // The session's cost is summed again only when this batch can change it.
+        let cost_changes = bodies.iter().any(changes_cost);
         let mut frames = Vec::with_capacity(bodies.len());
         for body in bodies {
             match producer.sequencer.append(body) {
@@ -322,7 +324,7 @@ impl Session {
                 frames: frames.clone(),
                 name: producer.sequencer.state().name().map(str::to_owned),
                 open_run: producer.sequencer.running().map(|run| run.run_id.clone()),
-                cost_usd: producer.sequencer.state().cost_usd(),
+                cost_usd: cost_changes.then(|| producer.sequencer.state().cost_usd()),
                 now,
             });
         }
@@ -772,6 +774,16 @@ impl Hub {
 fn running_text(running: &RunningState) -> Arc<str> {
     let list = running.index.list(|id| running.heads.get(id).copied().unwrap_or(0));
     Arc::from(serde_json::to_string(&ControlFrame::Running(list)).expect("control frames encode"))
+}
+
+/// Whether a frame can change a session's cost: usage that names one, or messages leaving.
+fn changes_cost(body: &FrameBody) -> bool {
+    match body {
+        FrameBody::Status(status) => status.usage.cost_usd.is_some(),
+        FrameBody::MessageComplete(complete) => complete.usage.cost_usd.is_some(),
+        FrameBody::MessagesDeleted(_) => true,
+        _ => false,
+    }
 }
 
 /// Rebuilds a sequencer from the log: its base snapshot, if it was

@@ -110,8 +110,9 @@ pub enum WriteOp {
         name: Option<String>,
         /// The running run after them.
         open_run: Option<String>,
-        /// The session's cost after them, in US dollars.
-        cost_usd: Option<f64>,
+        /// The session's cost after them, in US dollars, when they can change
+        /// it (`None`: they leave it as it is).
+        cost_usd: Option<Option<f64>>,
         /// Now.
         now: u64,
     },
@@ -497,8 +498,17 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> rusqlite::Result<()> {
                 }
                 let head = frames.last().map_or(0, |(seq, _)| *seq);
                 transaction.execute(
-                    "UPDATE sessions SET head = ?2, name = ?3, open_run = ?4, updated_at = ?5, cost_usd = ?6 WHERE id = ?1",
-                    params![session_id, head as i64, name, open_run, *now as i64, cost_usd],
+                    "UPDATE sessions SET head = ?2, name = ?3, open_run = ?4, updated_at = ?5,
+                     cost_usd = CASE WHEN ?7 THEN ?6 ELSE cost_usd END WHERE id = ?1",
+                    params![
+                        session_id,
+                        head as i64,
+                        name,
+                        open_run,
+                        *now as i64,
+                        cost_usd.flatten(),
+                        cost_usd.is_some()
+                    ],
                 )?;
             }
             WriteOp::RecordSend { session_id, client_message_id, answer } => {

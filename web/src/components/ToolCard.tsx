@@ -5,7 +5,7 @@
 import { useEffect, useState } from "react";
 import type { Message, ToolCall } from "agent-stream";
 import { DiffView } from "./tools/DiffView";
-import { isDenial, summaryLabel, toolKind } from "./tools/kinds";
+import { field, isDenial, outputText, summaryLabel, text, toolKind } from "./tools/kinds";
 import { ReadView } from "./tools/ReadView";
 import { ShellView } from "./tools/ShellView";
 import { TodoView } from "./tools/TodoView";
@@ -68,25 +68,18 @@ function Generic({ call, result }: { call: ToolCall | null; result: Message | un
 
 /** A subagent's call: its task, then its own messages, nested. */
 function Subagent(props: { call: ToolCall; result: Message | undefined; messages: Message[] | undefined; index: ToolIndex | undefined }) {
-  const prompt = props.call.input && typeof props.call.input === "object" && !Array.isArray(props.call.input) ? props.call.input.prompt : undefined;
+  const prompt = text(field(props.call.input, "prompt"));
   return (
     <div className="subagent">
-      {typeof prompt === "string" && <p className="muted">{prompt}</p>}
+      {prompt && <p className="muted">{prompt}</p>}
       <div className="nested" aria-label="Subagent messages">
         {props.messages?.map((message) => (
           <MessageView key={message.id} message={message} index={props.index ?? null} onRetry={noRetry} />
         ))}
       </div>
-      {props.result?.tool_result && <pre className="terminal">{resultText(props.result)}</pre>}
+      {props.result?.tool_result && <pre className="terminal">{outputText(props.result.tool_result.output)}</pre>}
     </div>
   );
-}
-
-function resultText(result: Message): string {
-  const output = result.tool_result?.output;
-  if (typeof output === "string") return output;
-  if (Array.isArray(output)) return output.map((block) => (block && typeof block === "object" && !Array.isArray(block) && typeof block.text === "string" ? block.text : "")).join("");
-  return JSON.stringify(output, null, 2);
 }
 
 const noRetry = () => {};

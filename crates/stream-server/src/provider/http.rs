@@ -34,6 +34,32 @@ pub enum Api {
     Anthropic,
 }
 
+impl Api {
+    /// The provider kind.
+    fn kind(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
+
+    /// The streaming endpoint, after the base URL.
+    fn path(self) -> &'static str {
+        match self {
+            Self::OpenAi => "/chat/completions",
+            Self::Anthropic => "/v1/messages",
+        }
+    }
+
+    /// The stream's format.
+    fn format(self) -> Format {
+        match self {
+            Self::OpenAi => Format::OpenAiChat,
+            Self::Anthropic => Format::Anthropic,
+        }
+    }
+}
+
 /// A provider on a streaming HTTP API.
 #[derive(Debug, Clone)]
 pub struct HttpProvider {
@@ -84,10 +110,7 @@ impl HttpProvider {
     }
 
     fn request(&self, request: &RunRequest) -> reqwest::RequestBuilder {
-        let url = match self.api {
-            Api::OpenAi => format!("{}/chat/completions", self.base_url),
-            Api::Anthropic => format!("{}/v1/messages", self.base_url),
-        };
+        let url = format!("{}{}", self.base_url, self.api.path());
         let mut builder = self.client.post(url).header("accept", "text/event-stream").json(&self.body(request));
         if let Some(key) = &self.api_key {
             builder = match self.api {
@@ -100,20 +123,13 @@ impl HttpProvider {
         }
         builder
     }
-
-    fn format(&self) -> Format {
-        match self.api {
-            Api::OpenAi => Format::OpenAiChat,
-            Api::Anthropic => Format::Anthropic,
-        }
-    }
 }
 
 impl Provider for HttpProvider {
     fn start(&self, request: RunRequest) -> ProviderRun {
         let (sender, run) = channel();
         let builder = self.request(&request);
-        let format = self.format();
+        let format = self.api.format();
         let cancel = run.cancel.clone();
         tokio::spawn(async move {
             let exit = tokio::select! {
@@ -127,10 +143,7 @@ impl Provider for HttpProvider {
     }
 
     fn kind(&self) -> &'static str {
-        match self.api {
-            Api::OpenAi => "openai",
-            Api::Anthropic => "anthropic",
-        }
+        self.api.kind()
     }
 
     fn model(&self) -> Option<String> {

@@ -167,8 +167,7 @@ impl Providers {
             (Cli::ClaudeCode, &config.claude_command, &config.claude_args),
             (Cli::Codex, &config.codex_command, &config.codex_args),
         ] {
-            let executable = if cli == Cli::ClaudeCode { "claude" } else { "codex" };
-            let found = || (!config.no_cli_detection).then(|| process::find_on_path(executable)).flatten();
+            let found = || (!config.no_cli_detection).then(|| process::find_on_path(cli.executable())).flatten();
             if let Some(program) = program.clone().or_else(found) {
                 providers = providers.with(cli.name(), ProcessProvider::new(cli, program, args.clone()));
             }

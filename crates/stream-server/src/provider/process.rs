@@ -54,7 +54,16 @@ impl Cli {
         }
     }
 
-    /// The provider kind, and the program looked for on `PATH`.
+    /// The program looked for on `PATH`, when none is given.
+    pub fn executable(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::ClaudeCode => "claude",
+            Self::Codex => "codex",
+        }
+    }
+
+    /// The provider kind.
     pub fn name(self) -> &'static str {
         match self {
             Self::Command => "command",
