@@ -86,7 +86,7 @@ fn setup(history: usize) -> Setup {
     for batch in &history_batches {
         base.ingest(batch, 0);
     }
-    base.drain_changes();
+    base.take_patch();
     assert_eq!(base.state().messages().len(), history);
     Setup { history, base, live_batches, live_frames }
 }
@@ -98,7 +98,7 @@ fn run_once(setup: &Setup) -> f64 {
     for batch in &setup.live_batches {
         let report = engine.ingest(batch, 0);
         black_box(&report);
-        black_box(engine.drain_changes());
+        black_box(engine.take_patch());
     }
     let elapsed = start.elapsed();
     assert_eq!(engine.cursor().seq as usize, setup.history * 4 + setup.live_frames, "every frame applied");

@@ -1,9 +1,11 @@
-//! What changed since the last drain: the message ids, which the JS patch API
-//! uses to rebuild only the messages that changed, and whether the name did.
+//! What changed since the bindings last read a session, as a patch plan: the
+//! entries of the message list that changed in place, and the position from
+//! which it must be rebuilt. The plan is decided here, so a binding only
+//! builds the JS objects it names.
 
 use rustc_hash::FxHashSet;
 
-/// Ids of messages changed (created, updated or removed) since the last drain.
+/// Ids of messages changed (created, updated or removed) since the last patch.
 #[derive(Debug, Clone, Default)]
 pub struct ChangedIds {
     ids: FxHashSet<String>,
@@ -51,25 +53,75 @@ impl ChangedIds {
         }
     }
 
-    /// The changes, leaving `self` empty. Ids come in no particular order.
-    pub fn take(&mut self) -> Changes {
-        Changes {
-            everything: std::mem::take(&mut self.everything),
-            renamed: std::mem::take(&mut self.renamed),
-            ids: self.ids.drain().collect(),
+    /// Plans the patch of a list that had `before` entries (`before_stable` of
+    /// them confirmed) and now has `len`, where confirmed entries only grow
+    /// at their end between snapshots and everything after them is the
+    /// client's own pending sends. `position` finds a confirmed message;
+    /// `deleted` says whether a missing one was removed. Leaves `self` empty.
+    pub fn plan(
+        &mut self,
+        before: ListShape,
+        now: ListShape,
+        position: impl Fn(&str) -> Option<usize>,
+        deleted: impl Fn(&str) -> bool,
+    ) -> Patch {
+        let renamed = std::mem::take(&mut self.renamed);
+        // The confirmed entries both lists share; what follows them is the tail.
+        let shared = before.confirmed.min(now.confirmed);
+        let mut rebuild_from = if std::mem::take(&mut self.everything) {
+            0
+        } else if before != now {
+            shared
+        } else {
+            now.len
+        };
+        let mut updated = Vec::new();
+        for id in self.ids.drain() {
+            match position(&id) {
+                Some(at) if at < shared => updated.push(at),
+                // A confirmed message new since the last patch: in the tail.
+                Some(_) => rebuild_from = rebuild_from.min(shared),
+                None if deleted(&id) => rebuild_from = 0,
+                // A pending send: the pending sends are the tail.
+                None => rebuild_from = rebuild_from.min(shared),
+            }
         }
+        updated.retain(|&at| at < rebuild_from);
+        Patch { rebuild_from, updated, len: now.len, ids_changed: rebuild_from < before.len.max(now.len), renamed }
     }
 }
 
-/// Drained changes.
+/// The sizes of a message list: all of it, and its confirmed prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListShape {
+    /// Confirmed messages, which come first.
+    pub confirmed: usize,
+    /// Every message, pending sends included.
+    pub len: usize,
+}
+
+/// How a session's message list changed since the last patch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Changes {
-    /// When true, treat every message as changed (`ids` is then empty).
-    pub everything: bool,
-    /// When true, the session's name changed.
+pub struct Patch {
+    /// Entries from here to `len` are new or moved: build them again. Entries
+    /// before it are the messages they were.
+    pub rebuild_from: usize,
+    /// Positions before `rebuild_from` whose message changed in place, each
+    /// once, in no particular order.
+    pub updated: Vec<usize>,
+    /// The list's length now.
+    pub len: usize,
+    /// Whether the list of ids may have changed (an entry added, removed or moved).
+    pub ids_changed: bool,
+    /// Whether the session's name changed.
     pub renamed: bool,
-    /// The ids that changed, each once, in no particular order.
-    pub ids: Vec<String>,
+}
+
+impl Patch {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.rebuild_from == self.len && self.updated.is_empty() && !self.ids_changed && !self.renamed
+    }
 }
 
 #[cfg(test)]
@@ -79,31 +131,60 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn drains_unique_ids_once() {
-        let mut changed = ChangedIds::default();
-        changed.mark("b");
-        changed.mark("a");
-        changed.mark("b");
-        let mut other = ChangedIds::default();
-        other.mark("a");
-        let mut out = ChangedIds::default();
-        changed.drain_into(&mut out);
-        other.drain_into(&mut out);
-        let mut ids = out.take().ids;
-        ids.sort();
-        assert_eq!(ids, vec!["a".to_string(), "b".to_string()]);
-        assert!(changed.is_empty() && out.is_empty());
+    const fn shape(confirmed: usize, len: usize) -> ListShape {
+        ListShape { confirmed, len }
+    }
+
+    /// A list of ids `m0..` where `m{i}` is at position i.
+    fn at(id: &str) -> Option<usize> {
+        id.strip_prefix('m')?.parse().ok()
     }
 
     #[test]
-    fn everything_absorbs_single_ids() {
+    fn a_delta_updates_one_entry_in_place() {
         let mut changed = ChangedIds::default();
+        changed.mark("m3");
+        changed.mark("m3");
+        let patch = changed.plan(shape(10, 10), shape(10, 10), at, |_| false);
+        assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![3], len: 10, ids_changed: false, renamed: false });
+        assert!(changed.is_empty());
+    }
+
+    #[test]
+    fn a_new_message_is_an_append() {
+        let mut changed = ChangedIds::default();
+        changed.mark("m10");
+        changed.mark("m9");
+        let patch = changed.plan(shape(10, 10), shape(11, 11), at, |_| false);
+        assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![9], len: 11, ids_changed: true, renamed: false });
+    }
+
+    #[test]
+    fn a_confirmed_echo_rebuilds_only_the_tail() {
+        // m10 confirmed the pending send "c1", which leaves the tail.
+        let mut changed = ChangedIds::default();
+        changed.mark("m10");
+        changed.mark("c1");
+        let patch = changed.plan(shape(10, 11), shape(11, 11), at, |_| false);
+        assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![], len: 11, ids_changed: true, renamed: false });
+    }
+
+    #[test]
+    fn a_removal_or_a_snapshot_rebuilds_everything() {
+        let mut changed = ChangedIds::default();
+        changed.mark("m4");
+        changed.mark("gone");
+        let patch = changed.plan(shape(10, 10), shape(9, 9), at, |id| id == "gone");
+        assert_eq!((patch.rebuild_from, patch.updated, patch.ids_changed), (0, vec![], true));
         changed.mark_everything();
-        changed.mark("a");
-        let mut out = ChangedIds::default();
-        out.mark("b");
-        changed.drain_into(&mut out);
-        assert_eq!(out.take(), Changes { everything: true, renamed: false, ids: vec![] });
+        changed.mark_renamed();
+        let patch = changed.plan(shape(9, 9), shape(9, 9), at, |_| false);
+        assert_eq!(patch, Patch { rebuild_from: 0, updated: vec![], len: 9, ids_changed: true, renamed: true });
+    }
+
+    #[test]
+    fn nothing_changed_is_an_empty_patch() {
+        let patch = ChangedIds::default().plan(shape(3, 4), shape(3, 4), at, |_| false);
+        assert!(patch.is_empty());
     }
 }

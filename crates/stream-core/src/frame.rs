@@ -260,7 +260,7 @@ pub enum ControlFrame {
     /// The client sent something invalid.
     ProtocolError(ProtocolError),
     /// A control type this version does not know, or one this reader does
-    /// not read (see [`parse_session_message`]); ignored.
+    /// not read (see [`parse_client_message`]); ignored.
     #[serde(skip)]
     Unknown(String),
 }
@@ -542,12 +542,12 @@ pub fn parse_server_message(text: &str, channel: Option<&str>, max_bytes: usize)
     parse_message(text, channel, max_bytes, read_any_control)
 }
 
-/// Like [`parse_server_message`] for a session engine, which needs only the
-/// control frames about its channel (`snapshot`, `unsubscribed`); the others
-/// come back as [`ControlFrame::Unknown`] without their bodies being read, so
-/// a client build carries no parser for them.
-pub fn parse_session_message(text: &str, channel: &str, max_bytes: usize) -> ParsedMessage {
-    parse_message(text, Some(channel), max_bytes, read_session_control)
+/// Like [`parse_server_message`] for a client, which needs only the control
+/// frames it acts on (`snapshot`, `unsubscribed`, `running`, `hello`); the
+/// others come back as [`ControlFrame::Unknown`] without their bodies being
+/// read, so a client build carries no parser for them.
+pub fn parse_client_message(text: &str, channel: Option<&str>, max_bytes: usize) -> ParsedMessage {
+    parse_message(text, channel, max_bytes, read_client_control)
 }
 
 /// Reads the body of a control frame of a type the reader wants; `None` for
@@ -558,19 +558,19 @@ impl<F: Fn(&str, &str) -> Option<Result<ControlFrame, FrameErrorKind>>> ControlR
 
 fn read_any_control(frame_type: &str, text: &str) -> Option<Result<ControlFrame, FrameErrorKind>> {
     Some(match frame_type {
-        "hello" => body(text, frame_type).map(ControlFrame::Hello),
         "subscribed" => body(text, frame_type).map(ControlFrame::Subscribed),
-        "running" => body(text, frame_type).map(ControlFrame::Running),
         "pong" => body(text, frame_type).map(ControlFrame::Pong),
         "protocol_error" => body(text, frame_type).map(ControlFrame::ProtocolError),
-        _ => return read_session_control(frame_type, text),
+        _ => return read_client_control(frame_type, text),
     })
 }
 
-fn read_session_control(frame_type: &str, text: &str) -> Option<Result<ControlFrame, FrameErrorKind>> {
+fn read_client_control(frame_type: &str, text: &str) -> Option<Result<ControlFrame, FrameErrorKind>> {
     Some(match frame_type {
         "snapshot" => body(text, frame_type).map(ControlFrame::Snapshot),
         "unsubscribed" => body(text, frame_type).map(ControlFrame::Unsubscribed),
+        "running" => body(text, frame_type).map(ControlFrame::Running),
+        "hello" => body(text, frame_type).map(ControlFrame::Hello),
         _ => return None,
     })
 }

@@ -263,8 +263,10 @@ pub enum Op {
 
 /// Applies operations to a fresh engine with small bounds, checking the
 /// invariants that hold for any input: no panic, bounded memory, unique
-/// message ids, and no deleted message back in the list.
+/// message ids, no deleted message back in the list, and a copy of the list
+/// kept up to date by patches alone equal to the list.
 pub fn run(ops: &[Op]) {
+    let mut mirror: Vec<crate::Message> = Vec::new();
     let config = EngineConfig {
         reorder: crate::reorder::ReorderLimits { max_frames: 16, max_bytes: 4096, stall_ms: 50, max_stall_ms: 400 },
         ..EngineConfig::default()
@@ -321,9 +323,27 @@ pub fn run(ops: &[Op]) {
         ids.dedup();
         assert_eq!(ids.len(), confirmed.len(), "a message id appears twice");
         assert!(ids.iter().all(|id| !engine.state().is_deleted(id)), "a deleted message came back");
-        engine.drain_changes();
+        follow_patch(&mut mirror, &mut engine);
         let _ = engine.state_hash();
     }
+}
+
+/// Patches `mirror` the way a binding does, rebuilding only what the patch
+/// names, and checks that it then equals the list: a change the patch missed
+/// leaves a stale entry.
+fn follow_patch(mirror: &mut Vec<crate::Message>, engine: &mut SessionEngine) {
+    let patch = engine.take_patch();
+    let messages: Vec<&crate::Message> = engine.messages().collect();
+    assert_eq!(patch.len, messages.len(), "the patch's length");
+    let ids_before: Vec<String> = mirror.iter().map(|message| message.id.clone()).collect();
+    mirror.truncate(patch.rebuild_from);
+    for &at in &patch.updated {
+        mirror[at] = messages[at].clone();
+    }
+    mirror.extend(messages[patch.rebuild_from..].iter().map(|&message| message.clone()));
+    assert!(mirror.iter().eq(messages.iter().copied()), "a change the patch did not name");
+    let ids_after: Vec<&str> = mirror.iter().map(|message| message.id.as_str()).collect();
+    assert!(patch.ids_changed || ids_before == ids_after, "the ids changed and the patch said not");
 }
 
 /// Decodes operations from raw fuzzer bytes.

@@ -16,13 +16,15 @@
 //! | [`optimistic`] | pending local sends and echo dedupe |
 //! | [`processing`] | the map of running sessions |
 //! | [`state_hash`] | the canonical 64-bit state hash |
-//! | [`changes`] | ids changed since the last drain, for patches |
-//! | [`session`] | the client engine that ties them together |
+//! | [`changes`] | what changed since the last read, as a patch plan |
+//! | [`session`] | the client engine of one session, which ties them together |
+//! | [`client`] | the sessions of one connection: one parse per socket message, routed |
 //! | [`sequencer`] | the server's per-channel sequencer and run rules |
 //! | [`replay`] | the server's replay ring, resume verdict and running index |
 
 pub mod agent;
 pub mod changes;
+pub mod client;
 pub mod frame;
 #[cfg(feature = "arbitrary")]
 pub mod fuzzing;
@@ -36,6 +38,8 @@ pub mod sequencer;
 pub mod session;
 pub mod state_hash;
 
+pub use changes::Patch;
+pub use client::{Client, ClientReport};
 pub use frame::{
     ClientFrame, ControlFrame, FrameBody, FrameError, FrameErrorKind, SequencedFrame, ServerFrame, Snapshot,
 };

@@ -56,6 +56,8 @@ pub struct ProcessingMap {
     entries: BTreeMap<String, RunningEntry>,
     /// The seq of the last `run_finished` applied in each session.
     finished_at_seq: FxHashMap<String, u64>,
+    /// The seq at which each reported run was last known to be going.
+    run_seen_at_seq: FxHashMap<String, u64>,
     last_rev: Option<u64>,
     local_grace_ms: u64,
     changed: bool,
@@ -73,6 +75,7 @@ impl ProcessingMap {
         Self {
             entries: BTreeMap::new(),
             finished_at_seq: FxHashMap::default(),
+            run_seen_at_seq: FxHashMap::default(),
             last_rev: None,
             local_grace_ms,
             changed: false,
@@ -123,6 +126,23 @@ impl ProcessingMap {
                 self.run_started(session_id, &info.run_id, &info.provider, info.started_at, *seq)
             }
             RunEvent::Finished { run_id, seq, .. } => self.run_finished(session_id, run_id, *seq),
+            RunEvent::Idle { seq } => self.idle_at(session_id, *seq),
+        }
+    }
+
+    /// A snapshot at `seq` showed no run: a run the map knew of at or before
+    /// `seq` is over, and a list from before `seq` cannot bring it back. A
+    /// run reported after `seq`, and a local mark (its run may not have
+    /// started yet), stay.
+    pub fn idle_at(&mut self, session_id: &str, seq: u64) {
+        if !self.is_after_finish(session_id, seq) {
+            return;
+        }
+        self.finished_at_seq.insert(session_id.to_owned(), seq);
+        let seen_later = self.run_seen_at_seq.get(session_id).is_some_and(|&seen| seen > seq);
+        if !seen_later && matches!(self.entries.get(session_id), Some(RunningEntry::Run { .. })) {
+            self.entries.remove(session_id);
+            self.changed = true;
         }
     }
 
@@ -131,6 +151,7 @@ impl ProcessingMap {
         if !self.is_after_finish(session_id, seq) {
             return;
         }
+        self.run_seen_at_seq.insert(session_id.to_owned(), seq);
         let entry =
             RunningEntry::Run { run_id: run_id.to_owned(), provider: provider.to_owned(), started_at, notice: None };
         if self.entries.get(session_id) != Some(&entry) {
@@ -186,6 +207,7 @@ impl ProcessingMap {
         });
         changed |= before != self.entries.len();
         for (session_id, session) in reported {
+            self.run_seen_at_seq.insert(session_id.to_owned(), session.last_seq);
             let entry = RunningEntry::Run {
                 run_id: session.run_id.clone(),
                 provider: session.provider.clone(),

@@ -38,6 +38,11 @@ pub enum RunEvent {
         /// Whether an abort ended it.
         aborted: bool,
     },
+    /// A snapshot showed the session with no run going.
+    Idle {
+        /// The snapshot's seq.
+        seq: u64,
+    },
 }
 
 /// The confirmed state of one session.
@@ -378,6 +383,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+    use crate::changes::ListShape;
     use crate::frame::*;
     use crate::message::Usage;
 
@@ -581,9 +587,15 @@ mod tests {
     fn changes_name_each_touched_message_once() {
         let mut state = SessionState::new();
         apply_all(&mut state, vec![delta("a", "x"), delta("a", "y"), delta("b", "z")]);
-        let mut changed = state.changed_mut().take().ids;
-        changed.sort();
-        assert_eq!(changed, vec!["a".to_string(), "b".to_string()]);
+        let shape = ListShape { confirmed: 0, len: 0 };
+        let now = ListShape { confirmed: 2, len: 2 };
+        let patch = std::mem::take(state.changed_mut()).plan(shape, now, |id| state.position_of(id), |_| false);
+        assert_eq!((patch.rebuild_from, patch.updated), (0, vec![]));
+        // Touched again in place, each is named once.
+        apply_all(&mut state, vec![delta("b", "x"), delta("a", "y"), delta("b", "z")]);
+        let mut patch = std::mem::take(state.changed_mut()).plan(now, now, |id| state.position_of(id), |_| false);
+        patch.updated.sort_unstable();
+        assert_eq!((patch.rebuild_from, patch.updated), (2, vec![0, 1]));
         assert!(state.changed_mut().is_empty());
     }
 
@@ -592,8 +604,9 @@ mod tests {
         let mut state = SessionState::new();
         let rename = |name: &str| FrameBody::Renamed(Renamed { name: name.into() });
         apply_all(&mut state, vec![rename("Plans")]);
-        let changes = state.changed_mut().take();
-        assert!(changes.renamed && changes.ids.is_empty() && !changes.everything);
+        let shape = ListShape::default();
+        let patch = std::mem::take(state.changed_mut()).plan(shape, shape, |_| None, |_| false);
+        assert!(patch.renamed && !patch.ids_changed && patch.updated.is_empty());
         assert_eq!(state.name(), Some("Plans"));
         apply_all(&mut state, vec![rename("Plans")]);
         assert!(state.changed_mut().is_empty());

@@ -3,10 +3,10 @@
 //! must do next (resubscribe, and from where). No I/O: time is an argument and
 //! actions are returned.
 
-use crate::changes::{ChangedIds, Changes};
+use crate::changes::{ChangedIds, ListShape, Patch};
 use crate::frame::{
-    ClientFrame, ControlFrame, DEFAULT_MAX_MESSAGE_BYTES, FrameBody, FrameError, SequencedFrame, ServerFrame, Snapshot,
-    parse_session_message,
+    ClientFrame, ControlFrame, DEFAULT_MAX_MESSAGE_BYTES, FrameBody, FrameError, ParsedFrame, SequencedFrame,
+    ServerFrame, Snapshot, parse_client_message,
 };
 use crate::message::{Message, Role};
 use crate::optimistic::{DEFAULT_ECHO_WINDOW_MS, PendingSends, SendOutcome};
@@ -113,6 +113,13 @@ pub struct SessionEngine {
     pending: PendingSends,
     /// Set when only a snapshot can repair the state; cleared by one.
     snapshot_required: bool,
+    /// Set while a resubscribe is asked for and no frame has applied since.
+    resyncing: bool,
+    /// What was wrong with the last input that failed validation, until
+    /// frames apply again.
+    error: Option<String>,
+    /// The list's shape when the last patch was taken.
+    published: ListShape,
 }
 
 impl SessionEngine {
@@ -130,6 +137,9 @@ impl SessionEngine {
             state: SessionState::new(),
             pending: PendingSends::new(config.echo_window_ms),
             snapshot_required: false,
+            resyncing: false,
+            error: None,
+            published: ListShape::default(),
         }
     }
 
@@ -170,6 +180,16 @@ impl SessionEngine {
         self.state.state_hash()
     }
 
+    /// Whether the engine waits for a resubscribe to repair a gap.
+    pub fn resyncing(&self) -> bool {
+        self.resyncing
+    }
+
+    /// What was wrong with the last bad input, until frames apply again.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
     /// Frames and bytes held out of order.
     pub fn held(&self) -> (usize, usize) {
         (self.reorder.held_frames(), self.reorder.held_bytes())
@@ -188,10 +208,16 @@ impl SessionEngine {
 
     /// Ingests one WebSocket text message (a frame or an array of frames).
     pub fn ingest(&mut self, text: &str, now_ms: u64) -> IngestReport {
-        let mut report = IngestReport::default();
-        let parsed = parse_session_message(text, &self.channel, self.config.max_message_bytes);
-        report.errors = parsed.errors;
-        for parsed_frame in parsed.frames {
+        let parsed = parse_client_message(text, Some(&self.channel), self.config.max_message_bytes);
+        self.ingest_parsed(parsed.frames, parsed.errors, now_ms)
+    }
+
+    /// Ingests frames of this channel parsed already (by a [`crate::Client`]
+    /// that routes one socket message to many engines), with the errors of
+    /// the input they came in.
+    pub fn ingest_parsed(&mut self, frames: Vec<ParsedFrame>, errors: Vec<FrameError>, now_ms: u64) -> IngestReport {
+        let mut report = IngestReport { errors, ..IngestReport::default() };
+        for parsed_frame in frames {
             match parsed_frame.frame {
                 ServerFrame::Sequenced(frame) => self.offer(frame, parsed_frame.wire_len, now_ms, &mut report),
                 ServerFrame::Control(ControlFrame::Snapshot(snapshot)) => {
@@ -203,13 +229,35 @@ impl SessionEngine {
                 ServerFrame::Control(_) => report.ignored += 1,
             }
         }
+        self.note_outcome(&report);
         report
+    }
+
+    /// Keeps what the transport shows: the error of the last bad input until
+    /// frames apply again, and whether a resubscribe is awaited.
+    fn note_outcome(&mut self, report: &IngestReport) {
+        if !report.errors.is_empty() {
+            let mut error = String::new();
+            for (i, each) in report.errors.iter().enumerate() {
+                use std::fmt::Write;
+                let _ = write!(error, "{}{each}", if i == 0 { "" } else { "; " });
+            }
+            self.error = Some(error);
+        } else if report.applied > 0 {
+            self.error = None;
+        }
+        if report.need_resync.is_some() {
+            self.resyncing = true;
+        } else if report.applied > 0 {
+            self.resyncing = false;
+        }
     }
 
     /// Applies a snapshot (from the socket, or from `GET /v1/sessions/{id}`).
     pub fn apply_snapshot(&mut self, snapshot: Snapshot, now_ms: u64) -> IngestReport {
         let mut report = IngestReport::default();
         self.load_snapshot(snapshot, now_ms, &mut report);
+        self.note_outcome(&report);
         report
     }
 
@@ -233,15 +281,20 @@ impl SessionEngine {
 
     /// Gives up on a gap that did not fill in time.
     pub fn handle_timeout(&mut self, now_ms: u64) -> Option<ResyncReason> {
-        self.reorder.handle_timeout(now_ms)
+        let reason = self.reorder.handle_timeout(now_ms);
+        self.resyncing |= reason.is_some();
+        reason
     }
 
-    /// The message ids changed (created, updated, removed) since the last call.
-    pub fn drain_changes(&mut self) -> Changes {
+    /// How the list changed since the last call: the plan a binding follows
+    /// to patch its copy of the list.
+    pub fn take_patch(&mut self) -> Patch {
         let mut changes = ChangedIds::default();
         self.state.changed_mut().drain_into(&mut changes);
         self.pending.changed_mut().drain_into(&mut changes);
-        changes.take()
+        let now = ListShape { confirmed: self.state.messages().len(), len: self.message_count() };
+        let before = std::mem::replace(&mut self.published, now);
+        changes.plan(before, now, |id| self.state.position_of(id), |id| self.state.is_deleted(id))
     }
 
     fn offer(&mut self, frame: SequencedFrame, wire_len: usize, now_ms: u64, report: &mut IngestReport) {
@@ -294,9 +347,11 @@ impl SessionEngine {
             return;
         }
         let (epoch, seq) = (snapshot.epoch.clone(), snapshot.seq);
-        if let Some(run) = &snapshot.run {
-            report.run_events.push(RunEvent::Started { info: run.clone(), seq });
-        }
+        report.run_events.push(match &snapshot.run {
+            Some(run) => RunEvent::Started { info: run.clone(), seq },
+            // The session is idle at the snapshot: a run the map still shows is over.
+            None => RunEvent::Idle { seq },
+        });
         let previous = std::mem::take(&mut self.state);
         self.state.load_snapshot(snapshot);
         if !self.pending.is_empty() {
@@ -379,9 +434,9 @@ mod tests {
         );
         assert_eq!(contents(&engine), vec![("m1".into(), "hello".into(), MessageStatus::Complete)]);
         assert_eq!(engine.send_local("hello", "c1", 20), SendOutcome::Duplicate);
-        let mut changed = engine.drain_changes().ids;
-        changed.sort();
-        assert_eq!(changed, vec!["c1".to_string(), "m1".to_string()]);
+        // The echo took the pending message's place: the tail is rebuilt.
+        let patch = engine.take_patch();
+        assert_eq!((patch.rebuild_from, patch.len, patch.ids_changed), (0, 1, true));
     }
 
     #[test]
@@ -452,7 +507,7 @@ mod tests {
             ]
         );
         assert_eq!(engine.cursor().seq, 3);
-        assert!(engine.drain_changes().everything);
+        assert_eq!(engine.take_patch().rebuild_from, 0);
         // An older snapshot of the same epoch changes nothing.
         assert_eq!(engine.ingest(&snapshot, 0).ignored, 1);
         assert_eq!(engine.cursor().seq, 3);

@@ -2,7 +2,9 @@
 //! (a) any delivery schedule equals in-order application, (b) a snapshot plus
 //! the frames after it equals everything, (c) every local send ends as exactly
 //! one message, (d) a finished run is not reported again by a stale list,
-//! (e) no input makes the parser or the reducer panic.
+//! (e) no input makes the parser or the reducer panic, (f) a connection
+//! whose socket messages mix sessions gives each session the state (and the
+//! hash) it gets from its own frames, numbers written any way included.
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -15,7 +17,7 @@ use stream_core::fuzzing::{self, BodyPick, CHANNEL};
 use stream_core::message::{MessageStatus, Role};
 use stream_core::processing::{ProcessingMap, RunningEntry};
 use stream_core::reorder::ReorderLimits;
-use stream_core::{EngineConfig, FrameBody, SequencedFrame, SessionEngine, SessionState};
+use stream_core::{Client, EngineConfig, FrameBody, SequencedFrame, SessionEngine, SessionState};
 
 /// Bound of the reorder buffer in these tests; schedules displace frames by less.
 const MAX_HELD: usize = 16;
@@ -175,6 +177,70 @@ proptest! {
 
     /// (e) No sequence of operations (valid, mutated and raw frames, sends,
     /// snapshots, timeouts) breaks the engine's invariants.
+    /// (f) Two sessions' frames, interleaved and batched together in any way,
+    /// with tool inputs whose numbers a JSON round trip through JavaScript
+    /// would rewrite (`1.0`, `-0`, integers past 2^53).
+    #[test]
+    fn mixed_session_messages_equal_each_sessions_own_frames(
+        picks_a in picks(600),
+        picks_b in picks(600),
+        order in prop::collection::vec(any::<bool>(), 0..400),
+        batch_sizes in prop::collection::vec(1..8usize, 1..10),
+    ) {
+        let texts = |picks: &[BodyPick], channel: &str| -> Vec<String> {
+            let mut texts: Vec<String> = fuzzing::sequence(picks, "e1")
+                .iter()
+                .map(|frame| fuzzing::frame_json(frame).replacen(&format!("\"{CHANNEL}\""), &format!("\"{channel}\""), 1))
+                .collect();
+            let seq = texts.len() + 1;
+            texts.push(format!(
+                r#"{{"type":"tool_call","channel":"{channel}","epoch":"e1","seq":{seq},"message_id":"n","tool_call":{{"id":"t{channel}","name":"calc","input":{{"a":1.0,"b":-0,"c":9007199254740993,"d":-0.0,"e":1e300,"f":0.1}}}}}}"#
+            ));
+            texts
+        };
+        let (a, b) = (texts(&picks_a, "a"), texts(&picks_b, "b"));
+        let own = |texts: &[String], channel: &str| {
+            let mut engine = SessionEngine::new(channel);
+            for text in texts {
+                engine.ingest(text, 0);
+            }
+            (engine.state_hash(), engine.state().messages().to_vec())
+        };
+        // Interleave by `order`, then cut into socket messages.
+        let (mut next_a, mut next_b) = (a.iter().peekable(), b.iter().peekable());
+        let mut mixed = Vec::new();
+        for take_a in order.iter().copied().chain(std::iter::repeat(true)) {
+            match (take_a, next_a.peek().is_some(), next_b.peek().is_some()) {
+                (_, false, false) => break,
+                (true, true, _) | (false, true, false) => mixed.push(next_a.next().unwrap()),
+                _ => mixed.push(next_b.next().unwrap()),
+            }
+        }
+        let mut client = Client::new();
+        client.open("a");
+        client.open("b");
+        let mut rest = mixed.as_slice();
+        for &size in batch_sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (batch, tail) = rest.split_at(size.min(rest.len()));
+            let text = match batch {
+                [one] => (*one).clone(),
+                _ => format!("[{}]", batch.iter().map(|text| text.as_str()).collect::<Vec<_>>().join(",")),
+            };
+            let report = client.ingest(&text, 0);
+            prop_assert!(report.errors.is_empty(), "{:?}", report.errors);
+            rest = tail;
+        }
+        for (channel, texts) in [("a", &a), ("b", &b)] {
+            let engine = client.session(channel).unwrap();
+            let (hash, messages) = own(texts, channel);
+            prop_assert_eq!(engine.state().messages(), &messages[..]);
+            prop_assert_eq!(engine.state_hash(), hash);
+        }
+    }
+
     #[test]
     fn no_operation_sequence_panics(bytes in prop::collection::vec(any::<u8>(), 0..4_000)) {
         fuzzing::run(&fuzzing::ops_from_bytes(&bytes));

@@ -1,6 +1,6 @@
 //! Every conversion between stream-core's Rust values and JS values, in one
-//! place: the JS views of reports, errors, run events and cursors (camelCase
-//! names, numbers for u64 fields, hashes as hex strings).
+//! place: the JS views of reports, errors, run events and cursors (the wire's
+//! snake_case field names, numbers for u64 fields, hashes as hex strings).
 //!
 //! Values cross as JSON text and the host's `JSON.parse`/`JSON.stringify`:
 //! the engine already carries serde_json, so no second serializer is linked
@@ -9,9 +9,10 @@
 use std::cell::RefCell;
 
 use serde::Serialize;
-use stream_core::changes::Changes;
+use stream_core::frame::FrameError;
 use stream_core::message::Outcome;
-use stream_core::{IngestReport, ResyncReason, RunEvent};
+use stream_core::optimistic::SendOutcome;
+use stream_core::{ClientReport, IngestReport, ResyncReason, RunEvent};
 use wasm_bindgen::prelude::*;
 
 /// A time argument from JS (ms since the epoch), the host's clock when absent.
@@ -84,24 +85,38 @@ pub(crate) fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Option
     }
 }
 
+/// The name JS gets for a send's outcome.
+pub(crate) fn send_outcome(outcome: SendOutcome) -> String {
+    match outcome {
+        SendOutcome::Added => "added",
+        SendOutcome::Retried => "retried",
+        SendOutcome::Duplicate => "duplicate",
+    }
+    .to_owned()
+}
+
 /// A validation error as JS sees it.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 pub(crate) struct ErrorView {
     pub code: &'static str,
     pub message: String,
     pub index: Option<usize>,
 }
 
-/// A run event as JS sees it: `{kind: "started", runId, provider, startedAt, seq}`
-/// or `{kind: "finished", runId, status, aborted, seq}`.
+impl From<&FrameError> for ErrorView {
+    fn from(error: &FrameError) -> Self {
+        Self { code: error.kind.code(), message: error.to_string(), index: error.index }
+    }
+}
+
+/// A run event as JS sees it: `{kind: "started", run_id, provider, started_at, seq}`,
+/// `{kind: "finished", run_id, status, aborted, seq}` or `{kind: "idle", seq}`.
 #[derive(Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum RunEventView {
-    #[serde(rename_all = "camelCase")]
     Started { run_id: String, provider: String, started_at: u64, seq: u64 },
-    #[serde(rename_all = "camelCase")]
     Finished { run_id: String, status: Outcome, aborted: bool, seq: u64 },
+    Idle { seq: u64 },
 }
 
 impl From<&RunEvent> for RunEventView {
@@ -116,6 +131,7 @@ impl From<&RunEvent> for RunEventView {
             RunEvent::Finished { run_id, status, aborted, seq } => {
                 Self::Finished { run_id: run_id.clone(), status: *status, aborted: *aborted, seq: *seq }
             }
+            RunEvent::Idle { seq } => Self::Idle { seq: *seq },
         }
     }
 }
@@ -134,7 +150,7 @@ pub struct IngestResult {
     errors: Vec<ErrorView>,
     need_resync: Option<ResyncReason>,
     run_events: Vec<RunEventView>,
-    changes: Changes,
+    changed: bool,
 }
 
 impl IngestResult {
@@ -144,11 +160,7 @@ impl IngestResult {
         self.buffered += report.buffered;
         self.duplicates += report.duplicates;
         self.ignored += report.ignored;
-        self.errors.extend(report.errors.iter().map(|error| ErrorView {
-            code: error.kind.code(),
-            message: error.to_string(),
-            index: error.index,
-        }));
+        self.errors.extend(report.errors.iter().map(ErrorView::from));
         if report.need_resync.is_some() {
             self.need_resync.clone_from(&report.need_resync);
         }
@@ -164,9 +176,9 @@ impl IngestResult {
         });
     }
 
-    /// Records what changed.
-    pub(crate) fn set_changes(&mut self, changes: Changes) {
-        self.changes = changes;
+    /// Records whether the messages or the name changed.
+    pub(crate) fn set_changed(&mut self, changed: bool) {
+        self.changed = changed;
     }
 }
 
@@ -218,21 +230,34 @@ impl IngestResult {
         list(&self.run_events)
     }
 
-    /// Ids of messages created, updated or removed.
-    #[wasm_bindgen(getter, js_name = changedIds)]
-    pub fn changed_ids(&self) -> Vec<String> {
-        self.changes.ids.clone()
-    }
-
-    /// When true, every message changed (after a snapshot).
-    #[wasm_bindgen(getter, js_name = everythingChanged)]
-    pub fn everything_changed(&self) -> bool {
-        self.changes.everything
-    }
-
-    /// When true, the session's name changed (a `renamed` frame).
+    /// Whether the messages or the name changed.
     #[wasm_bindgen(getter)]
-    pub fn renamed(&self) -> bool {
-        self.changes.renamed
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+}
+
+/// What one socket message did across a connection's sessions, as JS sees it.
+#[derive(Serialize)]
+pub(crate) struct ClientResultView<'a> {
+    /// Sessions that got frames: read them again.
+    touched: &'a [String],
+    /// Sessions to resubscribe, with `subscribeFrame(session)`.
+    resync: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat_ms: Option<u64>,
+    errors: Vec<ErrorView>,
+    running_changed: bool,
+}
+
+impl<'a> From<&'a ClientReport> for ClientResultView<'a> {
+    fn from(report: &'a ClientReport) -> Self {
+        Self {
+            touched: &report.touched,
+            resync: report.resync.iter().map(|(session_id, _)| session_id.as_str()).collect(),
+            heartbeat_ms: report.heartbeat_ms,
+            errors: report.errors.iter().map(ErrorView::from).collect(),
+            running_changed: report.running_changed,
+        }
     }
 }

@@ -1,34 +1,17 @@
-//! `SessionEngine` for JS: stream-core's client engine, plus the cache that
-//! makes `messages()` a patch: unchanged messages stay the same JS objects
-//! (`===`), only changed ones are rebuilt, and an unchanged list is the same
-//! array.
-
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+//! `SessionEngine` for JS: stream-core's client engine of one session, with
+//! the message cache that makes every read a patch.
 
 use js_sys::Array;
-use stream_core::Message;
-use stream_core::changes::Changes;
-use stream_core::optimistic::SendOutcome;
 use wasm_bindgen::prelude::*;
 
-use crate::convert::{IngestResult, now_or, to_js, with_text};
-
-/// Run events kept for `ProcessingMap.applyRunEvents`.
-const MAX_PENDING_RUN_EVENTS: usize = 16;
+use crate::convert::{IngestResult, now_or, send_outcome, to_js, with_text};
+use crate::message_cache::MessageCache;
 
 /// The client engine of one session.
 #[wasm_bindgen]
 pub struct SessionEngine {
     inner: stream_core::SessionEngine,
-    /// JS objects of messages that did not change since they were built.
-    objects: HashMap<String, JsValue>,
-    /// Ids changed since the last `messages()`.
-    dirty: HashSet<String>,
-    all_dirty: bool,
-    /// The last array `messages()` returned, while nothing changed.
-    last: Option<Array>,
-    /// Run events since `ProcessingMap.applyRunEvents` last took them.
-    run_events: Vec<stream_core::RunEvent>,
+    cache: MessageCache,
 }
 
 #[wasm_bindgen]
@@ -36,14 +19,7 @@ impl SessionEngine {
     /// An empty engine for the session (channel) `sessionId`.
     #[wasm_bindgen(constructor)]
     pub fn new(session_id: &str) -> SessionEngine {
-        SessionEngine {
-            inner: stream_core::SessionEngine::new(session_id),
-            objects: HashMap::default(),
-            dirty: HashSet::default(),
-            all_dirty: false,
-            last: None,
-            run_events: Vec::new(),
-        }
+        SessionEngine { inner: stream_core::SessionEngine::new(session_id), cache: MessageCache::default() }
     }
 
     /// The session id.
@@ -75,7 +51,9 @@ impl SessionEngine {
                 None => result.not_text(0),
             }
         }
-        result.set_changes(self.absorb_changes());
+        let patch = self.inner.take_patch();
+        self.cache.apply(&patch);
+        result.set_changed(!patch.is_empty());
         result
     }
 
@@ -84,24 +62,23 @@ impl SessionEngine {
     /// an unchanged list is the same array.
     #[wasm_bindgen(unchecked_return_type = "Message[]")]
     pub fn messages(&mut self) -> Array {
-        self.absorb_changes();
-        let all_dirty = std::mem::take(&mut self.all_dirty);
-        if all_dirty {
-            self.objects.clear();
-        }
-        let dirty: Vec<String> = self.dirty.drain().collect();
-        for id in &dirty {
-            self.objects.remove(id);
-        }
-        let array = match &self.last {
-            Some(last) if dirty.is_empty() && !all_dirty => return last.clone(),
-            // Updates and appends patch a copy of the last array.
-            Some(last) if !all_dirty => patched(&self.inner, &mut self.objects, last, &dirty),
-            _ => None,
-        }
-        .unwrap_or_else(|| rebuilt(&self.inner, &mut self.objects));
-        self.last = Some(array.clone());
-        array
+        self.refresh();
+        self.cache.list(&self.inner)
+    }
+
+    /// The ids of `messages()`, in order: the same array until a message is
+    /// added, removed or moved.
+    #[wasm_bindgen(js_name = messageIds, unchecked_return_type = "string[]")]
+    pub fn message_ids(&mut self) -> Array {
+        self.refresh();
+        self.cache.ids(&self.inner)
+    }
+
+    /// One message (the same object until it changes), or undefined.
+    #[wasm_bindgen(unchecked_return_type = "Message | undefined")]
+    pub fn message(&mut self, id: &str) -> JsValue {
+        self.refresh();
+        self.cache.message(&self.inner, id)
     }
 
     /// Where the sequence stands: `{epoch, seq}` to send in `subscribe`.
@@ -133,14 +110,7 @@ impl SessionEngine {
         #[wasm_bindgen(js_name = clientMessageId)] client_message_id: &str,
         #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
     ) -> String {
-        let outcome = self.inner.send_local(content, client_message_id, now_or(now_ms));
-        self.absorb_changes();
-        match outcome {
-            SendOutcome::Added => "added",
-            SendOutcome::Retried => "retried",
-            SendOutcome::Duplicate => "duplicate",
-        }
-        .to_owned()
+        send_outcome(self.inner.send_local(content, client_message_id, now_or(now_ms)))
     }
 
     /// Marks a local send whose POST failed; `sendLocal` with the same id retries it.
@@ -150,9 +120,7 @@ impl SessionEngine {
         #[wasm_bindgen(js_name = clientMessageId)] client_message_id: &str,
         error: &str,
     ) -> bool {
-        let found = self.inner.mark_send_failed(client_message_id, error);
-        self.absorb_changes();
-        found
+        self.inner.mark_send_failed(client_message_id, error)
     }
 
     /// When `handleTimeout` should next be called (ms since the Unix epoch).
@@ -167,6 +135,16 @@ impl SessionEngine {
         to_js(&self.inner.handle_timeout(now_or(now_ms)))
     }
 
+    /// Whether the engine waits for a resubscribe to repair a gap.
+    pub fn resyncing(&self) -> bool {
+        self.inner.resyncing()
+    }
+
+    /// What was wrong with the last bad input, until frames apply again.
+    pub fn error(&self) -> Option<String> {
+        self.inner.error().map(str::to_owned)
+    }
+
     /// The run going, or null.
     #[wasm_bindgen(unchecked_return_type = "RunInfo | null")]
     pub fn run(&self) -> JsValue {
@@ -179,80 +157,14 @@ impl SessionEngine {
     }
 }
 
-/// The JS object of a message, from the cache or built.
-fn object_for(objects: &mut HashMap<String, JsValue>, message: &Message) -> JsValue {
-    objects.entry(message.id.clone()).or_insert_with(|| to_js(message)).clone()
-}
-
-/// A copy of `last` with the changed messages rebuilt and new ones appended;
-/// `None` when a message went away or moved, which needs a rebuild.
-fn patched(
-    engine: &stream_core::SessionEngine,
-    objects: &mut HashMap<String, JsValue>,
-    last: &Array,
-    dirty: &[String],
-) -> Option<Array> {
-    let old_len = last.length() as usize;
-    let new_len = engine.message_count();
-    if new_len < old_len {
-        return None;
-    }
-    let mut positions = Vec::with_capacity(dirty.len());
-    for id in dirty {
-        positions.push(engine.position_of(id)?);
-    }
-    let array = last.slice(0, old_len as u32);
-    for position in positions.into_iter().filter(|&position| position < old_len) {
-        let message = engine.messages().nth(position)?;
-        array.set(position as u32, object_for(objects, message));
-    }
-    for message in engine.messages().skip(old_len) {
-        array.push(&object_for(objects, message));
-    }
-    Some(array)
-}
-
-/// The whole array, reusing the cached objects of unchanged messages.
-fn rebuilt(engine: &stream_core::SessionEngine, objects: &mut HashMap<String, JsValue>) -> Array {
-    let array: Array = engine.messages().map(|message| object_for(objects, message)).collect();
-    // Drop objects of messages that are gone.
-    if objects.len() > engine.message_count() {
-        objects.retain(|id, _| engine.position_of(id).is_some());
-    }
-    array
-}
-
 impl SessionEngine {
-    /// The run events reported since the last call.
-    pub(crate) fn take_run_events(&mut self) -> Vec<stream_core::RunEvent> {
-        std::mem::take(&mut self.run_events)
-    }
-
     /// Ingests one WebSocket text message; false when `message` is not a string.
     fn ingest_message(&mut self, message: &JsValue, now: u64, result: &mut IngestResult) -> bool {
-        with_text(message, |text| {
-            let report = self.inner.ingest(text, now);
-            result.absorb(&report);
-            self.keep_run_events(report.run_events);
-        })
-        .is_some()
+        with_text(message, |text| result.absorb(&self.inner.ingest(text, now))).is_some()
     }
 
-    fn keep_run_events(&mut self, events: Vec<stream_core::RunEvent>) {
-        self.run_events.extend(events);
-        // Only the latest events decide whether a session runs; an engine used
-        // without a ProcessingMap must not pile them up.
-        let excess = self.run_events.len().saturating_sub(MAX_PENDING_RUN_EVENTS);
-        self.run_events.drain(..excess);
-    }
-
-    /// Moves the core's changed ids into the cache's dirty set; returns them.
-    fn absorb_changes(&mut self) -> Changes {
-        let changes = self.inner.drain_changes();
-        if changes.everything {
-            self.all_dirty = true;
-        }
-        self.dirty.extend(changes.ids.iter().cloned());
-        changes
+    /// Brings the cache up to the engine (after sends and failures).
+    fn refresh(&mut self) {
+        self.cache.apply(&self.inner.take_patch());
     }
 }

@@ -2,13 +2,14 @@
 //! exported class, every conversion in `convert`. No logic here that a native
 //! test of stream-core cannot reach.
 
+mod client;
 mod convert;
 mod engine;
-mod processing;
+mod message_cache;
 
+pub use client::ClientEngine;
 pub use convert::IngestResult;
 pub use engine::SessionEngine;
-pub use processing::ProcessingMap;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// The wire protocol version the engine speaks.
@@ -91,8 +92,9 @@ export type ResyncReason =
   | { kind: "unsubscribed"; reason: string };
 
 export type RunEvent =
-  | { kind: "started"; runId: string; provider: string; startedAt: number; seq: number }
-  | { kind: "finished"; runId: string; status: Outcome; aborted: boolean; seq: number };
+  | { kind: "started"; run_id: string; provider: string; started_at: number; seq: number }
+  | { kind: "finished"; run_id: string; status: Outcome; aborted: boolean; seq: number }
+  | { kind: "idle"; seq: number };
 
 export interface FrameError {
   /** `bad_json`, `not_a_frame`, `missing_field`, `wrong_type`, `zero_seq`, `wrong_channel`, `oversize`, `not_text`. */
@@ -107,6 +109,28 @@ export type SendOutcome = "added" | "retried" | "duplicate";
 export type RunningEntry =
   | { source: "local"; marked_at: number }
   | { source: "run"; run_id: string; provider: string; started_at: number; notice?: string };
+
+/** What `ClientEngine.ingest` (or `handleTimeout`) did. */
+export interface ClientResult {
+  /** Sessions that got frames: `refresh` them. */
+  touched: string[];
+  /** Sessions to resubscribe, with `subscribeFrame(session)`. */
+  resync: string[];
+  /** The heartbeat period a `hello` set (ms). */
+  heartbeat_ms?: number;
+  errors: FrameError[];
+  running_changed: boolean;
+}
+
+/** What `ClientEngine.refresh` says changed in a session. */
+export interface SessionChange {
+  /** `messageIds` is a new array. */
+  ids: boolean;
+  /** Every message may have changed. */
+  all: boolean;
+  /** The ids of the messages that changed, when not `all`. */
+  messages: string[];
+}
 
 /** The `running` frame, or the body of `GET /v1/sessions/running`. */
 export interface RunningList {
@@ -199,6 +223,13 @@ mod types_match_rust {
         };
         assert_eq!(keys(&message), declared("Message"));
         assert_eq!(keys(&call), declared("ToolCall"));
+        let error = stream_core::frame::FrameError {
+            index: Some(0),
+            kind: stream_core::frame::FrameErrorKind::ZeroSeq { frame_type: "delta".into() },
+        };
+        assert_eq!(keys(&crate::convert::ErrorView::from(&error)), declared("FrameError"));
+        let report = stream_core::ClientReport { heartbeat_ms: Some(1), ..Default::default() };
+        assert_eq!(keys(&crate::convert::ClientResultView::from(&report)), declared("ClientResult"));
         assert_eq!(keys(&result), declared("ToolResult"));
         assert_eq!(
             names(&[Role::User, Role::Assistant, Role::Tool, Role::System, Role::Reasoning]),

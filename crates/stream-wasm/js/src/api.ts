@@ -2,8 +2,9 @@
 // engine classes and types (not the raw exports of the WebAssembly module),
 // and the transport.
 
-export { IngestResult, ProcessingMap, SessionEngine, protocolVersion } from "./wasm/stream_wasm.js";
+export { ClientEngine, IngestResult, SessionEngine, protocolVersion } from "./wasm/stream_wasm.js";
 export type {
+  ClientResult,
   Cursor,
   FrameError,
   Json,
@@ -17,6 +18,7 @@ export type {
   RunningEntry,
   RunningList,
   SendOutcome,
+  SessionChange,
   ToolCall,
   ToolResult,
 } from "./wasm/stream_wasm.js";
@@ -24,6 +26,7 @@ export { StreamClient } from "./transport.js";
 export type {
   ConnectionState,
   ProviderInfo,
+  SessionInfo,
   SessionSnapshot,
   SessionSummary,
   StreamClientOptions,

@@ -1,9 +1,12 @@
 // React hooks over a StreamClient, built on useSyncExternalStore. The client
 // notifies at most once per animation frame, so a burst of frames is one render.
+// `useSessionStream` gives a session with its whole message list, for simple
+// apps; `useSession`, `useMessageIds` and `useMessage` let a long chat render
+// only what changed: a streaming delta re-renders the one message it touched.
 
 import { createContext, createElement, useCallback, useContext, useSyncExternalStore } from "react";
 import type { ReactNode } from "react";
-import type { ConnectionState, SessionSnapshot, StreamClient } from "./transport.js";
+import type { ConnectionState, SessionInfo, SessionSnapshot, StreamClient } from "./transport.js";
 import type { Message, RunningEntry } from "./wasm/stream_wasm.js";
 
 const ClientContext = createContext<StreamClient | null>(null);
@@ -20,9 +23,8 @@ export function useStreamClient(): StreamClient {
   return client;
 }
 
-/** What `useSessionStream` returns. */
-export interface SessionStream {
-  messages: Message[];
+/** What `useSession` returns: a session apart from its messages. */
+export interface SessionHandle {
   /** `running` while the session has a run going. */
   status: "idle" | "running";
   connected: boolean;
@@ -34,13 +36,51 @@ export interface SessionStream {
   abort: () => Promise<void>;
 }
 
+/** What `useSessionStream` returns. */
+export interface SessionStream extends SessionHandle {
+  messages: Message[];
+}
+
+/** Follows one session apart from its messages: its run status, name and
+ *  connection. Re-renders when one of those changes, not on every delta. */
+export function useSession(sessionId: string): SessionHandle {
+  const client = useStreamClient();
+  const subscribe = useCallback((notify: () => void) => client.watch(sessionId, notify), [client, sessionId]);
+  const read = () => client.session(sessionId);
+  // The same read serves server rendering, so the hooks also work under SSR.
+  const info: SessionInfo = useSyncExternalStore(subscribe, read, read);
+  return useHandle(client, sessionId, info);
+}
+
 /** Follows one session: its messages, run status and connection. */
 export function useSessionStream(sessionId: string): SessionStream {
   const client = useStreamClient();
   const subscribe = useCallback((notify: () => void) => client.watch(sessionId, notify), [client, sessionId]);
   const read = () => client.snapshot(sessionId);
-  // The same read serves server rendering, so the hooks also work under SSR.
   const snapshot: SessionSnapshot = useSyncExternalStore(subscribe, read, read);
+  return { ...useHandle(client, sessionId, snapshot), messages: snapshot.messages };
+}
+
+/** A session's message ids in order; re-renders only when one is added, removed or moved. */
+export function useMessageIds(sessionId: string): string[] {
+  const client = useStreamClient();
+  const subscribe = useCallback((notify: () => void) => client.watchIds(sessionId, notify), [client, sessionId]);
+  const read = () => client.messageIds(sessionId);
+  return useSyncExternalStore(subscribe, read, read);
+}
+
+/** One message; re-renders only when it changes. */
+export function useMessage(sessionId: string, messageId: string): Message | undefined {
+  const client = useStreamClient();
+  const subscribe = useCallback(
+    (notify: () => void) => client.watchMessage(sessionId, messageId, notify),
+    [client, sessionId, messageId],
+  );
+  const read = () => client.message(sessionId, messageId);
+  return useSyncExternalStore(subscribe, read, read);
+}
+
+function useHandle(client: StreamClient, sessionId: string, info: SessionInfo): SessionHandle {
   const connection = useConnection();
   const send = useCallback(
     (content: string, clientMessageId?: string) => client.send(sessionId, content, clientMessageId),
@@ -48,13 +88,12 @@ export function useSessionStream(sessionId: string): SessionStream {
   );
   const abort = useCallback(() => client.abort(sessionId), [client, sessionId]);
   return {
-    messages: snapshot.messages,
-    status: snapshot.run ? "running" : "idle",
+    status: info.run ? "running" : "idle",
     connected: connection.kind === "open",
     connection,
-    resyncing: snapshot.resyncing,
-    error: snapshot.error,
-    name: snapshot.name,
+    resyncing: info.resyncing,
+    error: info.error,
+    name: info.name,
     send,
     abort,
   };

@@ -1,14 +1,17 @@
 // The browser transport: one WebSocket for every session a page follows,
-// resume from each engine's cursor on reconnect, heartbeats, backoff, the
-// running map, and REST sends with optimistic messages.
+// resume from each session's cursor on reconnect, heartbeats, backoff, REST
+// sends with optimistic messages, and the listeners of each session, of its
+// id list and of each message.
 //
 // It is a small TypeScript module rather than web-sys code: it is I/O glue
 // (sockets, timers, fetch) that the platform's own APIs express directly, it
-// keeps the .wasm small, and every decision it acts on (what to subscribe
-// with, when to resync, how to merge echoes) is made by the Rust engine.
+// keeps the .wasm small, and every decision it acts on (how a socket message
+// splits into sessions, what to subscribe with, when to resync, how to merge
+// echoes, what changed) is made by the Rust engine. Socket messages go to the
+// engine as they came: no JSON is parsed or built here on the way in.
 
-import { ProcessingMap, SessionEngine } from "./wasm/stream_wasm.js";
-import type { IngestResult, Message, RunInfo, RunningEntry, RunningList } from "./wasm/stream_wasm.js";
+import { ClientEngine } from "./wasm/stream_wasm.js";
+import type { ClientResult, Message, RunInfo, RunningEntry } from "./wasm/stream_wasm.js";
 
 /** The WebSocket constructor to use (the browser's, or e.g. the `ws` package in Node). */
 export type WebSocketLike = {
@@ -73,27 +76,40 @@ export interface ProviderInfo {
   default: boolean;
 }
 
-/** What a session's subscribers see. */
-export interface SessionSnapshot {
-  messages: Message[];
+/** A session's state apart from its messages (the same object while unchanged). */
+export interface SessionInfo {
   run: RunInfo | null;
   name: string | null;
   /** True while the engine waits for a resubscribe to repair a gap. */
   resyncing: boolean;
+  /** What was wrong with the last bad frame, until frames apply again. */
   error: string | null;
+}
+
+/** What a session's subscribers see. */
+export interface SessionSnapshot extends SessionInfo {
+  messages: Message[];
 }
 
 type Listener = () => void;
 
 interface Channel {
-  engine: SessionEngine;
-  listeners: Set<Listener>;
+  /** Watchers, and sends in flight: the channel lives while there are any. */
   users: number;
-  snapshot: SessionSnapshot;
-  resyncing: boolean;
-  error: string | null;
-  stallTimer: ReturnType<typeof setTimeout> | null;
+  /** Told of any change. */
+  listeners: Set<Listener>;
+  /** Told when the id list changes. */
+  idListeners: Set<Listener>;
+  /** Told when that message changes. */
+  messageListeners: Map<string, Set<Listener>>;
+  info: SessionInfo;
+  /** Built when read, after a change. */
+  snapshot: SessionSnapshot | null;
 }
+
+const NO_INFO: SessionInfo = Object.freeze({ run: null, name: null, resyncing: false, error: null });
+const NO_IDS: string[] = Object.freeze([]) as unknown as string[];
+const NO_SNAPSHOT: SessionSnapshot = Object.freeze({ ...NO_INFO, messages: NO_IDS as unknown as Message[] });
 
 const OPEN = 1;
 
@@ -114,10 +130,11 @@ function frameScheduler(flush: () => void): () => void {
 
 /** A connection to a stream-server shared by every session of a page. */
 export class StreamClient {
-  readonly running: ProcessingMap;
+  private readonly engine = new ClientEngine();
   private readonly options: Required<Omit<StreamClientOptions, "token" | "WebSocket" | "fetch">> & StreamClientOptions;
   private readonly channels = new Map<string, Channel>();
-  private readonly dirtyChannels = new Set<Channel>();
+  /** Sessions to refresh at the next flush. */
+  private readonly dirtyChannels = new Set<string>();
   private readonly connectionListeners = new Set<Listener>();
   private readonly runningListeners = new Set<Listener>();
   private socket: WebSocketInstance | null = null;
@@ -128,13 +145,12 @@ export class StreamClient {
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
-  private runningEntries: Record<string, RunningEntry> = {};
+  private stallTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
   private readonly scheduleFlush = frameScheduler(() => this.flush());
 
   constructor(options: StreamClientOptions = {}) {
     this.options = { baseUrl: "", backoffMs: 1000, maxBackoffMs: 30000, runningPollMs: 5000, ...options };
-    this.running = new ProcessingMap();
     void this.pollRunning();
     this.connect();
   }
@@ -152,7 +168,7 @@ export class StreamClient {
 
   /** The running sessions (same object while unchanged). */
   runningSessions(): Record<string, RunningEntry> {
-    return this.runningEntries;
+    return this.engine.runningSessions();
   }
 
   /** Follows changes of the running map. */
@@ -161,50 +177,85 @@ export class StreamClient {
     return () => this.runningListeners.delete(listener);
   }
 
-  /** Follows a session: subscribes on first use. Returns the unsubscribe. */
+  /** Follows every change of a session: subscribes on first use. Returns the unsubscribe. */
   watch(sessionId: string, listener: Listener): () => void {
-    const channel = this.channel(sessionId);
-    channel.users += 1;
-    channel.listeners.add(listener);
-    if (channel.users === 1) this.subscribe(channel);
+    return this.follow(sessionId, (channel) => channel.listeners, listener);
+  }
+
+  /** Follows a session's id list: told only when a message is added, removed or moved. */
+  watchIds(sessionId: string, listener: Listener): () => void {
+    return this.follow(sessionId, (channel) => channel.idListeners, listener);
+  }
+
+  /** Follows one message: told only when it changes. */
+  watchMessage(sessionId: string, messageId: string, listener: Listener): () => void {
+    const unfollow = this.follow(
+      sessionId,
+      (channel) => {
+        let listeners = channel.messageListeners.get(messageId);
+        if (!listeners) channel.messageListeners.set(messageId, (listeners = new Set()));
+        return listeners;
+      },
+      listener,
+    );
     return () => {
-      channel.listeners.delete(listener);
-      channel.users -= 1;
-      if (channel.users === 0) {
-        this.sendFrame({ type: "unsubscribe", channel: sessionId });
-        if (channel.stallTimer) clearTimeout(channel.stallTimer);
-        this.channels.delete(sessionId);
-      }
+      unfollow();
+      const listeners = this.channels.get(sessionId)?.messageListeners;
+      if (listeners?.get(messageId)?.size === 0) listeners.delete(messageId);
     };
   }
 
-  /** The session's current state (same object while unchanged). */
+  /** The session's state with its messages (same object while unchanged). */
   snapshot(sessionId: string): SessionSnapshot {
-    return this.channel(sessionId).snapshot;
+    const channel = this.channels.get(sessionId);
+    if (!channel) return NO_SNAPSHOT;
+    channel.snapshot ??= { ...channel.info, messages: this.engine.messages(sessionId) };
+    return channel.snapshot;
+  }
+
+  /** The session's state apart from its messages (same object while unchanged). */
+  session(sessionId: string): SessionInfo {
+    return this.channels.get(sessionId)?.info ?? NO_INFO;
+  }
+
+  /** The session's message ids, in order (same array until one comes, goes or moves). */
+  messageIds(sessionId: string): string[] {
+    return this.channels.has(sessionId) ? this.engine.messageIds(sessionId) : NO_IDS;
+  }
+
+  /** One message (same object until it changes), or undefined. */
+  message(sessionId: string, messageId: string): Message | undefined {
+    return this.channels.has(sessionId) ? this.engine.message(sessionId, messageId) : undefined;
+  }
+
+  /** The session's state hash, as the server computes it (16 hex digits). */
+  stateHash(sessionId: string): string | undefined {
+    return this.engine.stateHash(sessionId);
   }
 
   /** Sends a user message: shown at once as pending, POSTed, marked failed
-   *  if the POST fails; calling again with the same id retries it. */
+   *  if the POST fails; calling again with the same id retries it. A session
+   *  nobody watches is followed for as long as the POST takes. */
   async send(sessionId: string, content: string, clientMessageId: string = newClientMessageId()): Promise<string> {
-    const channel = this.channel(sessionId);
-    const outcome = channel.engine.sendLocal(content, clientMessageId, Date.now());
-    this.touch(channel);
-    if (outcome === "duplicate") return clientMessageId;
-    this.running.markLocal(sessionId, Date.now());
-    this.runningChanged();
+    const release = this.hold(sessionId);
     try {
-      const response = await this.request(`/v1/sessions/${encodeURIComponent(sessionId)}/messages`, "POST", {
-        client_message_id: clientMessageId,
-        content,
-      });
-      if (!response.ok) throw new Error(await errorMessage(response));
-    } catch (error) {
-      channel.engine.markSendFailed(clientMessageId, error instanceof Error ? error.message : String(error));
-      this.running.clearLocal(sessionId);
-      this.runningChanged();
-      this.touch(channel);
+      const outcome = this.engine.sendLocal(sessionId, content, clientMessageId, Date.now());
+      this.changed(sessionId);
+      if (outcome === "duplicate") return clientMessageId;
+      try {
+        const response = await this.request(`/v1/sessions/${encodeURIComponent(sessionId)}/messages`, "POST", {
+          client_message_id: clientMessageId,
+          content,
+        });
+        if (!response.ok) throw new Error(await errorMessage(response));
+      } catch (error) {
+        this.engine.markSendFailed(sessionId, clientMessageId, error instanceof Error ? error.message : String(error));
+        this.changed(sessionId);
+      }
+      return clientMessageId;
+    } finally {
+      release();
     }
-    return clientMessageId;
   }
 
   /** Aborts the session's running run. */
@@ -243,32 +294,54 @@ export class StreamClient {
   /** Closes the socket and stops every timer. */
   close(): void {
     this.closed = true;
-    for (const timer of [this.reconnectTimer, this.heartbeatTimer, this.pollTimer]) {
+    for (const timer of [this.reconnectTimer, this.heartbeatTimer, this.pollTimer, this.stallTimer]) {
       if (timer) clearTimeout(timer);
-    }
-    for (const channel of this.channels.values()) {
-      if (channel.stallTimer) clearTimeout(channel.stallTimer);
     }
     this.socket?.close(1000, "client closed");
     this.setState({ kind: "closed" });
   }
 
-  private channel(sessionId: string): Channel {
+  /** Adds `listener` to a set of the session's channel, for as long as it follows. */
+  private follow(sessionId: string, set: (channel: Channel) => Set<Listener>, listener: Listener): () => void {
+    const release = this.hold(sessionId);
+    const channel = this.channels.get(sessionId)!;
+    const listeners = set(channel);
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+      release();
+    };
+  }
+
+  /** Keeps a session open (subscribing on first use) until the returned release. */
+  private hold(sessionId: string): () => void {
     let channel = this.channels.get(sessionId);
     if (!channel) {
-      const engine = new SessionEngine(sessionId);
+      this.engine.open(sessionId);
       channel = {
-        engine,
-        listeners: new Set(),
         users: 0,
-        snapshot: { messages: engine.messages(), run: null, name: null, resyncing: false, error: null },
-        resyncing: false,
-        error: null,
-        stallTimer: null,
+        listeners: new Set(),
+        idListeners: new Set(),
+        messageListeners: new Map(),
+        info: NO_INFO,
+        snapshot: null,
       };
       this.channels.set(sessionId, channel);
+      this.subscribe(sessionId);
     }
-    return channel;
+    const held = channel;
+    held.users += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      held.users -= 1;
+      if (held.users > 0 || this.channels.get(sessionId) !== held) return;
+      this.sendFrame({ type: "unsubscribe", channel: sessionId });
+      this.engine.close(sessionId);
+      this.channels.delete(sessionId);
+      this.dirtyChannels.delete(sessionId);
+    };
   }
 
   private connect(): void {
@@ -287,9 +360,7 @@ export class StreamClient {
       this.lastMessageAt = Date.now();
       this.setState({ kind: "open" });
       socket.send(JSON.stringify({ type: "watch_running" }));
-      for (const channel of this.channels.values()) {
-        if (channel.users > 0) this.subscribe(channel);
-      }
+      for (const sessionId of this.channels.keys()) this.subscribe(sessionId);
       this.startHeartbeat();
     };
     socket.onmessage = (event) => {
@@ -340,118 +411,94 @@ export class StreamClient {
   private async pollRunning(): Promise<void> {
     try {
       const response = await this.request("/v1/sessions/running", "GET");
-      if (response.ok && this.running.sync(await response.text(), Date.now())) this.runningChanged();
+      if (response.ok && this.engine.syncRunning(await response.text(), Date.now())) this.runningChanged();
     } catch {
       // The socket path and the next poll cover it.
     }
   }
 
-  /** Subscribes from the engine's cursor (or for a snapshot, when the engine says so). */
-  private subscribe(channel: Channel): void {
-    if (this.socket?.readyState === OPEN) this.socket.send(channel.engine.subscribeFrame());
+  /** Subscribes from the session's cursor (or for a snapshot, when the engine says so). */
+  private subscribe(sessionId: string): void {
+    const frame = this.engine.subscribeFrame(sessionId);
+    if (frame && this.socket?.readyState === OPEN) this.socket.send(frame);
   }
 
   private sendFrame(frame: object): void {
     if (this.socket?.readyState === OPEN) this.socket.send(JSON.stringify(frame));
   }
 
-  /** Routes one WebSocket message: control frames here, the rest to each channel's engine. */
+  /** Hands one socket message to the engine, as it came. */
   private receive(text: string): void {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return;
-    }
-    const frames = (Array.isArray(parsed) ? parsed : [parsed]) as { type?: string; channel?: string }[];
-    const byChannel = new Map<string, unknown[]>();
-    let routedAll = true;
-    for (const frame of frames) {
-      if (frame.type === "hello") {
-        this.heartbeatMs = Number((frame as { heartbeat_ms?: number }).heartbeat_ms) || this.heartbeatMs;
-        routedAll = false;
-      } else if (frame.type === "running") {
-        if (this.running.sync(frame as unknown as RunningList, Date.now())) this.runningChanged();
-        routedAll = false;
-      } else if (typeof frame.channel === "string" && this.channels.has(frame.channel)) {
-        const list = byChannel.get(frame.channel) ?? [];
-        list.push(frame);
-        byChannel.set(frame.channel, list);
-      } else {
-        routedAll = false;
-      }
-    }
-    for (const [sessionId, list] of byChannel) {
-      const channel = this.channels.get(sessionId);
-      if (!channel) continue;
-      // The common case, one channel per message: hand over the text as it came.
-      const input = routedAll && byChannel.size === 1 ? text : JSON.stringify(list);
-      this.apply(sessionId, channel, channel.engine.ingest(input, Date.now()));
-    }
+    this.act(this.engine.ingest(text, Date.now()));
   }
 
-  private apply(sessionId: string, channel: Channel, result: IngestResult): void {
-    if (result.runEvents.length > 0) {
-      this.running.applyRunEvents(channel.engine);
-      this.runningChanged();
-    }
-    if (result.errors.length > 0) channel.error = result.errors.map((error) => error.message).join("; ");
-    if (result.needResync) {
-      channel.resyncing = true;
-      this.subscribe(channel);
-    } else if (result.applied > 0) {
-      channel.resyncing = false;
-    }
-    this.armStallTimer(sessionId, channel);
-    const changed = result.changedIds.length > 0 || result.everythingChanged || result.renamed;
-    if (changed || result.needResync || result.runEvents.length > 0) {
-      this.touch(channel);
-    }
+  /** Does what the engine said. */
+  private act(result: ClientResult): void {
+    if (result.heartbeat_ms) this.heartbeatMs = result.heartbeat_ms;
+    for (const sessionId of result.resync) this.subscribe(sessionId);
+    for (const sessionId of result.touched) this.changed(sessionId);
+    if (result.running_changed) this.runningChanged();
+    this.armStallTimer();
   }
 
   /** Lets the engine give up on a gap that does not fill. */
-  private armStallTimer(sessionId: string, channel: Channel): void {
-    if (channel.stallTimer) clearTimeout(channel.stallTimer);
-    channel.stallTimer = null;
-    const deadline = channel.engine.pollTimeout();
+  private armStallTimer(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+    const deadline = this.engine.pollTimeout();
     if (deadline === undefined) return;
-    channel.stallTimer = setTimeout(() => {
-      channel.stallTimer = null;
-      if (channel.engine.handleTimeout(Date.now())) {
-        channel.resyncing = true;
-        this.subscribe(channel);
-        this.touch(channel);
-      }
-      this.armStallTimer(sessionId, channel);
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      this.act(this.engine.handleTimeout(Date.now()));
     }, Math.max(0, deadline - Date.now()));
   }
 
-  private touch(channel: Channel): void {
-    this.dirtyChannels.add(channel);
+  /** Marks a session for the next flush; a send may also have changed the running map. */
+  private changed(sessionId: string): void {
+    if (this.engine.takeRunningChanged()) this.runningChanged();
+    if (!this.channels.has(sessionId)) return;
+    this.dirtyChannels.add(sessionId);
     this.scheduleFlush();
   }
 
-  /** Rebuilds the snapshots of changed channels and notifies, once per frame. */
+  /** Tells each changed session's listeners, once per frame: the session's,
+   *  the id list's when it changed, and those of the messages that changed. */
   private flush(): void {
-    const channels = [...this.dirtyChannels];
+    const sessions = [...this.dirtyChannels];
     this.dirtyChannels.clear();
-    for (const channel of channels) {
-      channel.snapshot = {
-        messages: channel.engine.messages(),
-        run: channel.engine.run(),
-        name: channel.engine.name() ?? null,
-        resyncing: channel.resyncing,
-        error: channel.error,
-      };
+    for (const sessionId of sessions) {
+      const channel = this.channels.get(sessionId);
+      if (!channel) continue;
+      const change = this.engine.refresh(sessionId);
+      const info = this.readInfo(sessionId, channel.info);
+      if (!change && info === channel.info) continue;
+      channel.info = info;
+      channel.snapshot = null;
+      if (change?.ids) for (const listener of channel.idListeners) listener();
+      if (change?.all) {
+        for (const listeners of channel.messageListeners.values()) for (const listener of listeners) listener();
+      } else if (change) {
+        for (const messageId of change.messages) {
+          for (const listener of channel.messageListeners.get(messageId) ?? []) listener();
+        }
+      }
       for (const listener of channel.listeners) listener();
     }
   }
 
+  /** The session's info; `previous` when nothing in it changed. */
+  private readInfo(sessionId: string, previous: SessionInfo): SessionInfo {
+    const run = this.engine.run(sessionId);
+    const name = this.engine.name(sessionId) ?? null;
+    const resyncing = this.engine.resyncing(sessionId);
+    const error = this.engine.error(sessionId) ?? null;
+    const sameRun = run?.run_id === previous.run?.run_id;
+    if (sameRun && name === previous.name && resyncing === previous.resyncing && error === previous.error) return previous;
+    return { run, name, resyncing, error };
+  }
+
   private runningChanged(): void {
-    this.running.expireLocal(Date.now());
-    const entries = this.running.entries();
-    if (entries === this.runningEntries) return;
-    this.runningEntries = entries;
+    this.engine.expireLocal(Date.now());
     for (const listener of this.runningListeners) listener();
   }
 

@@ -1,11 +1,12 @@
 // Imports the built package the way a user does (by name, through its
 // exports map) and checks reorder and duplicate handling, bad input, object
-// identity of unchanged messages, and the processing map.
+// identity of unchanged messages, fine-grained reads, and the connection's
+// client: one parse of mixed-session messages, the running map, errors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { ProcessingMap, SessionEngine, protocolVersion, ready } from "agent-stream";
+import { ClientEngine, SessionEngine, protocolVersion, ready } from "agent-stream";
 
 await ready();
 
@@ -45,9 +46,11 @@ test("text crosses into the engine intact, whatever came before it", () => {
 
 test("a rename is reported as a change of its own", () => {
   const engine = new SessionEngine("s");
+  const ids = engine.messageIds();
   const renamed = engine.ingest(frame(1, { type: "renamed", name: "Plans" }));
-  assert.deepEqual([renamed.renamed, renamed.changedIds, engine.name()], [true, [], "Plans"]);
-  assert.equal(engine.ingest(delta(2, "a", "x")).renamed, false);
+  assert.deepEqual([renamed.changed, engine.name()], [true, "Plans"]);
+  assert.equal(engine.messageIds(), ids, "no message came: the same ids");
+  assert.equal(engine.ingest(frame(1, { type: "renamed", name: "Plans" })).changed, false, "a duplicate changes nothing");
 });
 
 test("bad input is reported, never thrown, and changes nothing", () => {
@@ -68,8 +71,11 @@ test("unchanged messages are the same objects; changed ones are rebuilt", () => 
   engine.ingest([delta(1, "a", "x"), delta(2, "b", "y")]);
   const before = engine.messages();
   assert.equal(engine.messages(), before, "nothing changed: the same array");
+  const ids = engine.messageIds();
   const result = engine.ingest(delta(3, "b", "z"));
-  assert.deepEqual(result.changedIds, ["b"]);
+  assert.equal(result.changed, true);
+  assert.equal(engine.messageIds(), ids, "a delta keeps the id list");
+  assert.equal(engine.message("a"), before[0], "one message read is the list's object");
   const after = engine.messages();
   assert.equal(after[0], before[0]);
   assert.notEqual(after[1], before[1]);
@@ -91,18 +97,71 @@ test("a local send is pending at once and its echo replaces it", () => {
   assert.equal(messages[0].status, "complete");
 });
 
-test("the processing map ignores a stale list after a finish", () => {
-  const engine = new SessionEngine("s");
-  const running = new ProcessingMap();
-  const result = engine.ingest(frame(1, { type: "run_started", run_id: "r1", provider: "demo", started_at: 1 }));
-  assert.equal(result.runEvents[0].kind, "started");
-  running.applyRunEvents(engine);
-  assert.ok(running.isRunning("s"));
-  engine.ingest(frame(2, { type: "run_finished", run_id: "r1", status: "complete", aborted: false }));
-  running.applyRunEvents(engine);
-  assert.ok(!running.isRunning("s"));
-  running.sync({ rev: 5, sessions: [{ session_id: "s", run_id: "r1", provider: "demo", started_at: 1, last_seq: 1 }] });
-  assert.ok(!running.isRunning("s"));
+test("the client parses a mixed message once: each session's hash is the one its own frames give", () => {
+  // Numbers a JSON round trip through JavaScript rewrites: 1.0 becomes 1,
+  // -0.0 becomes 0, 9007199254740993 is rounded.
+  const input = '{"a":1.0,"b":-0.0,"c":9007199254740993,"d":[0.1,1e300]}';
+  const call = (channel) =>
+    `{"channel":"${channel}","epoch":"e1","seq":1,"type":"tool_call","message_id":"m","tool_call":{"id":"t","name":"calc","input":${input}}}`;
+  const mixed = `[${call("s")},${call("t")}]`;
+  const client = new ClientEngine();
+  client.open("s");
+  client.open("t");
+  const result = client.ingest(mixed, 0);
+  assert.deepEqual(result.touched, ["s", "t"]);
+  assert.deepEqual(result.errors, []);
+  for (const channel of ["s", "t"]) {
+    const own = new SessionEngine(channel);
+    own.ingest(call(channel), 0);
+    assert.equal(client.stateHash(channel), own.stateHash(), `${channel}: the hash of its own frames`);
+    // The test can fail: what a re-stringifying router would hand over hashes otherwise.
+    const restrung = new SessionEngine(channel);
+    restrung.ingest(JSON.stringify(JSON.parse(call(channel))), 0);
+    assert.notEqual(restrung.stateHash(), own.stateHash());
+  }
+});
+
+test("a bad frame shows as its session's error until frames apply again", () => {
+  const client = new ClientEngine();
+  client.open("s");
+  client.ingest(`[${delta(1, "a", "x")},${frame(2, { type: "delta", message_id: "a" })}]`, 0);
+  assert.match(client.error("s") ?? "", /content/);
+  client.ingest(delta(2, "a", "y"), 0);
+  assert.equal(client.error("s"), undefined);
+});
+
+test("the running map ignores a stale list after a finish, and a snapshot with no run ends one", () => {
+  const client = new ClientEngine();
+  client.open("s");
+  let result = client.ingest(frame(1, { type: "run_started", run_id: "r1", provider: "demo", started_at: 1 }), 0);
+  assert.equal(result.running_changed, true);
+  assert.ok(client.isRunning("s"));
+  const entries = client.runningSessions();
+  assert.equal(client.runningSessions(), entries, "unchanged: the same object");
+  client.ingest(frame(2, { type: "run_finished", run_id: "r1", status: "complete", aborted: false }), 0);
+  assert.ok(!client.isRunning("s"));
+  assert.equal(client.syncRunning({ rev: 5, sessions: [{ session_id: "s", run_id: "r1", provider: "demo", started_at: 1, last_seq: 1 }] }, 0), false);
+  assert.ok(!client.isRunning("s"));
+  // A list shows a run the client never saw start; the snapshot after it shows none.
+  client.syncRunning({ rev: 6, sessions: [{ session_id: "s", run_id: "r2", provider: "demo", started_at: 2, last_seq: 4 }] }, 0);
+  assert.ok(client.isRunning("s"));
+  const hash = new SessionEngine("s").stateHash();
+  result = client.ingest(JSON.stringify({ type: "snapshot", channel: "s", epoch: "e1", seq: 5, messages: [], state_hash: hash }), 0);
+  assert.equal(result.running_changed, true);
+  assert.ok(!client.isRunning("s"));
+});
+
+test("refresh names the messages that changed, and a send to a closed session does nothing", () => {
+  const client = new ClientEngine();
+  assert.equal(client.sendLocal("s", "hi", "c1", 0), undefined);
+  client.open("s");
+  client.ingest(`[${delta(1, "a", "x")},${delta(2, "b", "y")}]`, 0);
+  assert.deepEqual(client.refresh("s"), { ids: true, all: true, messages: [] });
+  client.ingest(delta(3, "b", "z"), 0);
+  assert.deepEqual(client.refresh("s"), { ids: false, all: false, messages: ["b"] });
+  assert.equal(client.refresh("s"), null);
+  assert.equal(client.message("s", "b").content, "yz");
+  assert.deepEqual(client.messageIds("s"), ["a", "b"]);
 });
 
 test("the public declarations never say any", () => {

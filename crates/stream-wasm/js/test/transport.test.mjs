@@ -1,18 +1,24 @@
 // The transport against a real stream-server process: subscribe, optimistic
 // send, streaming to the end, then a dropped socket mid-run: it reconnects,
-// resumes from the cursor, and ends with the server's state hash.
+// resumes from the cursor, and ends with the server's state hash; reads of
+// sessions nobody watches, and fine-grained reads that follow one message.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { StreamClient } from "agent-stream";
 import { startServer } from "../../../../tests/support/server.mjs";
 
-/** A WebSocket class that remembers its sockets, so a test can cut them. */
+/** A WebSocket class that remembers its sockets (so a test can cut them) and what they sent. */
 const sockets = [];
+const sent = [];
 class TrackedWebSocket extends WebSocket {
   constructor(url) {
     super(url);
     sockets.push(this);
+  }
+  send(data) {
+    sent.push(JSON.parse(data));
+    super.send(data);
   }
 }
 
@@ -128,4 +134,48 @@ test("sessions are created, listed, renamed and deleted through the client", () 
     await client.deleteSession(created.session_id);
     assert.deepEqual(await client.listSessions(), []);
     await assert.rejects(client.deleteSession(created.session_id), /no session/);
+  }));
+
+test("reading a session nobody watches opens nothing, and a send to one leaves no channel behind", () =>
+  withClient({ args: ["--demo-delta-ms", "1", "--demo-reply-words", "5"] }, async (client, server) => {
+    await untilConnection(client, "open");
+    const before = sent.length;
+    const empty = client.snapshot("t4");
+    assert.deepEqual([empty.messages, client.messageIds("t4"), client.message("t4", "m")], [[], [], undefined]);
+    assert.equal(sent.length, before, "a read subscribes to nothing");
+    await client.send("t4", "hello", "c4");
+    const frames = sent.slice(before).map((frame) => [frame.type, frame.channel]);
+    assert.deepEqual(frames, [["subscribe", "t4"], ["unsubscribe", "t4"]], "followed while the POST ran, then let go");
+    assert.equal(client.snapshot("t4"), empty, "no channel left behind");
+    // A watch later gets the confirmed message from the server.
+    const unwatch = client.watch("t4", () => {});
+    const finished = (s) => s.run === null && s.messages.length > 1 && s.messages.at(-1).status === "complete";
+    await until(client, "t4", finished);
+    assert.equal(client.snapshot("t4").messages[0].client_message_id, "c4");
+    const rest = await restSnapshot(server.base, "t4");
+    assert.equal(client.stateHash("t4"), rest.state_hash);
+    unwatch();
+  }));
+
+test("an id watcher hears of new messages only, a message watcher of its message only", () =>
+  withClient({ args: ["--demo-delta-ms", "2", "--demo-reply-words", "60"] }, async (client) => {
+    const heard = { ids: 0, user: 0 };
+    const unwatchIds = client.watchIds("t5", () => (heard.ids += 1));
+    await untilConnection(client, "open");
+    await client.send("t5", "hello", "c5");
+    await until(client, "t5", (s) => s.messages.some((m) => m.role === "user" && m.id !== "c5"));
+    const userId = client.messageIds("t5").find((id) => client.message("t5", id).role === "user");
+    const user = client.message("t5", userId);
+    const unwatchUser = client.watchMessage("t5", userId, () => (heard.user += 1));
+    const [idsBefore, countBefore] = [heard.ids, client.messageIds("t5").length];
+    await until(client, "t5", (s) => s.run === null && s.messages.length > 1 && s.messages.at(-1).status === "complete");
+    const ids = client.messageIds("t5");
+    const reply = ids.find((id) => client.message("t5", id).role === "assistant");
+    assert.ok(client.message("t5", reply).content.length > 0, "the reply streamed");
+    const newIds = ids.length - countBefore;
+    assert.ok(heard.ids - idsBefore <= newIds, `ids heard ${heard.ids - idsBefore} times for ${newIds} new messages`);
+    assert.equal(heard.user, 0, "the user message never changed while the reply streamed");
+    assert.equal(client.message("t5", userId), user, "and is the same object");
+    unwatchUser();
+    unwatchIds();
   }));
