@@ -83,7 +83,7 @@ demo: web
     cargo build --release -p stream-server
     ./target/release/stream-server --data-dir data --web-dir web/dist
 
-# Benchmarks; tables on stdout, JSON under target/bench/ (core.json, adapters.json, server.json, wasm.json).
+# Benchmarks; tables on stdout, JSON under target/bench/ (core.json, adapters.json, server.json, wasm.json, history.json).
 bench:
     cargo bench -p stream-core --bench ingest
     cargo bench -p stream-core --bench adapters
@@ -91,6 +91,7 @@ bench:
     ./target/release/loadgen --server target/release/stream-server
     just wasm
     node --expose-gc crates/stream-wasm/js/bench/trace.mjs
+    node --expose-gc crates/stream-wasm/js/bench/history.mjs
 
 # Soaks (long; not in CI): a million frames with retention on, the log must plateau.
 soak:

@@ -17,6 +17,8 @@ pub(crate) struct MessageCache {
     objects: Vec<Option<JsValue>>,
     /// The ids, in order, while unchanged.
     ids: Option<Array>,
+    /// Entries of the last id list still in place, when it can be extended.
+    ids_kept: Option<usize>,
     /// The messages, in order, while unchanged.
     list: Option<Array>,
     /// Positions changed since `list` was built, when it can be patched.
@@ -35,7 +37,9 @@ impl MessageCache {
         }
         self.objects.resize(patch.len, None);
         if patch.ids_changed {
-            self.ids = None;
+            // The entries before `rebuild_from` are the same messages: the
+            // next list keeps them and adds the rest, in native copies.
+            self.ids_kept = Some(self.ids_kept.unwrap_or(usize::MAX).min(patch.rebuild_from));
         }
         if patch.rebuild_from < patch.len || patch.ids_changed {
             self.list = None;
@@ -66,12 +70,19 @@ impl MessageCache {
 
     /// The ids in order; the same array while no message came, went or moved.
     pub(crate) fn ids(&mut self, engine: &SessionEngine) -> Array {
-        self.ids
-            .get_or_insert_with(|| {
-                let ids: Vec<&str> = engine.messages().map(|message| message.id.as_str()).collect();
-                to_js(&ids).into()
-            })
-            .clone()
+        let kept = match (self.ids_kept.take(), &self.ids) {
+            (None, Some(ids)) => return ids.clone(),
+            (Some(kept), Some(_)) => kept,
+            (_, None) => 0,
+        };
+        let added: Vec<&str> = engine.messages().skip(kept).map(|message| message.id.as_str()).collect();
+        let added: Array = to_js(&added).into();
+        let ids = match &self.ids {
+            Some(last) if kept > 0 => last.slice(0, kept as u32).concat(&added),
+            _ => added,
+        };
+        self.ids = Some(ids.clone());
+        ids
     }
 
     /// Every message; the same array while nothing changed.

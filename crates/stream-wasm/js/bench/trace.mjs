@@ -25,7 +25,11 @@ function buildTrace() {
     for (let d = 0; d < FRAMES_PER_MESSAGE - 2; d++) push({ type: "delta", message_id: id, content: `tok${d} ` });
     push({ type: "message_complete", message_id: id, status: "complete", finished_at: 1700000000500 + m });
   }
-  // Deterministic batch sizes of 1..50 (a linear congruential sequence).
+  return { frames: frames.length, batches: batches(frames) };
+}
+
+/** Frames cut into WebSocket messages of deterministic sizes 1..50 (a linear congruential sequence). */
+export function batches(frames) {
   const batches = [];
   let state = 12345;
   for (let i = 0; i < frames.length; ) {
@@ -35,11 +39,11 @@ function buildTrace() {
     batches.push({ text: slice.length === 1 ? slice[0] : `[${slice.join(",")}]`, frames: slice.length });
     i += size;
   }
-  return { frames: frames.length, batches };
+  return batches;
 }
 
 /** The baseline: parse, then copy the list for every frame, as many apps do. */
-function jsReducer() {
+export function jsReducer() {
   let state = { messages: [] };
   return {
     ingest(text) {
@@ -114,12 +118,14 @@ const makeWasm = () => {
   const engine = new SessionEngine("bench");
   return { ingest: (text) => engine.ingest(text, 0), messages: () => engine.messages() };
 };
-const trace = buildTrace();
 
 // Each reducer runs in a process of its own, so neither inherits the other's
 // heap (the baseline's cost is mostly garbage collection, which depends on it).
 const which = process.argv[2];
-if (which === "wasm" || which === "js") {
+if (process.argv[1] !== fileURLToPath(import.meta.url)) {
+  // Imported for its trace and its baseline reducer.
+} else if (which === "wasm" || which === "js") {
+  const trace = buildTrace();
   globalThis.gc?.();
   const before = process.memoryUsage();
   const make = which === "wasm" ? makeWasm : jsReducer;
@@ -132,6 +138,7 @@ if (which === "wasm" || which === "js") {
   result.rssGrowthMiB = (after.rss - before.rss) / 2 ** 20;
   process.stdout.write(JSON.stringify(result));
 } else {
+  const trace = buildTrace();
   const runIn = (name) =>
     JSON.parse(execFileSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), name], { encoding: "utf8" }));
   // Rounds of one process per reducer, back to back: a machine whose speed

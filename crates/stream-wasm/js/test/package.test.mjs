@@ -164,6 +164,25 @@ test("refresh names the messages that changed, and a send to a closed session do
   assert.deepEqual(client.messageIds("s"), ["a", "b"]);
 });
 
+test("the id list follows appends, pending sends, their echoes and snapshots", () => {
+  const client = new ClientEngine();
+  client.open("s");
+  const same = () => assert.deepEqual(client.messageIds("s"), client.messages("s").map((m) => m.id));
+  client.ingest(delta(1, "a", "x"), 0);
+  same();
+  client.sendLocal("s", "hi", "c1", 0);
+  same();
+  client.ingest(delta(2, "b", "y"), 0);
+  same();
+  assert.deepEqual(client.messageIds("s"), ["a", "b", "c1"]);
+  client.ingest(frame(3, { type: "message_started", message_id: "u", role: "user", created_at: 1, client_message_id: "c1", content: "hi" }), 0);
+  same();
+  assert.deepEqual(client.messageIds("s"), ["a", "b", "u"]);
+  client.ingest(frame(4, { type: "messages_deleted", message_ids: ["a"] }), 0);
+  same();
+  assert.deepEqual(client.messageIds("s"), ["b", "u"]);
+});
+
 test("the public declarations never say any", () => {
   const root = createRequire(import.meta.url).resolve("agent-stream/package.json").replace(/package\.json$/, "");
   for (const file of ["index.d.ts", "node.d.ts", "api.d.ts", "react.d.ts", "transport.d.ts", "wasm/stream_wasm.d.ts"]) {
