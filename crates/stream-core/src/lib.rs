@@ -12,6 +12,7 @@
 //! | [`frame`] | wire types of protocol §2–3 and the validating parser |
 //! | [`message`] | the message model of §5 |
 //! | [`reorder`] | the per-channel reorder buffer |
+//! | [`resync`] | why a client must resubscribe |
 //! | [`reducer`] | the session state and the apply function |
 //! | [`optimistic`] | pending local sends and echo dedupe |
 //! | [`processing`] | the map of running sessions |
@@ -34,6 +35,7 @@ pub mod processing;
 pub mod reducer;
 pub mod reorder;
 pub mod replay;
+pub mod resync;
 pub mod sequencer;
 pub mod session;
 pub mod state_hash;

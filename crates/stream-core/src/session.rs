@@ -12,6 +12,7 @@ use crate::message::{Message, Role};
 use crate::optimistic::{DEFAULT_ECHO_WINDOW_MS, PendingSends, SendOutcome};
 use crate::reducer::{RunEvent, SessionState};
 use crate::reorder::{Cursor, Offer, ReorderBuffer, ReorderLimits};
+pub use crate::resync::ResyncReason;
 use crate::state_hash::StateHash;
 
 /// Settings of an engine.
@@ -32,55 +33,6 @@ impl Default for EngineConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             echo_window_ms: DEFAULT_ECHO_WINDOW_MS,
         }
-    }
-}
-
-/// Why the engine cannot go on without a new subscription.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ResyncReason {
-    /// Too many frames (or bytes) arrived ahead of a gap.
-    Overflow {
-        /// Frames that would have been held.
-        held_frames: usize,
-        /// Bytes that would have been held.
-        held_bytes: usize,
-    },
-    /// Frames of another history arrived.
-    EpochChanged {
-        /// The engine's epoch.
-        from: Option<String>,
-        /// The frame's.
-        to: String,
-    },
-    /// A gap did not fill in time.
-    Stalled {
-        /// The last seq applied.
-        after_seq: u64,
-        /// Frames held behind the gap.
-        held_frames: usize,
-        /// How long they waited.
-        waited_ms: u64,
-    },
-    /// The server's state hash differs from the engine's.
-    Diverged {
-        /// The server's.
-        expected: StateHash,
-        /// The engine's.
-        actual: StateHash,
-    },
-    /// The server ended the subscription (`unsubscribed`), e.g. `slow_consumer`.
-    Unsubscribed {
-        /// The server's reason.
-        reason: String,
-    },
-}
-
-impl ResyncReason {
-    /// Whether the engine's state is no longer a base to resume from, so only a
-    /// snapshot helps.
-    pub fn needs_snapshot(&self) -> bool {
-        matches!(self, Self::EpochChanged { .. } | Self::Diverged { .. })
     }
 }
 
