@@ -5,6 +5,8 @@
 
 use rustc_hash::FxHashSet;
 
+use crate::threads::ThreadChanges;
+
 /// Ids of messages changed (created, updated or removed) since the last patch.
 #[derive(Debug, Clone, Default)]
 pub struct ChangedIds {
@@ -87,7 +89,14 @@ impl ChangedIds {
             }
         }
         updated.retain(|&at| at < rebuild_from);
-        Patch { rebuild_from, updated, len: now.len, ids_changed: rebuild_from < before.len.max(now.len), renamed }
+        Patch {
+            rebuild_from,
+            updated,
+            len: now.len,
+            ids_changed: rebuild_from < before.len.max(now.len),
+            renamed,
+            threads: ThreadChanges::default(),
+        }
     }
 }
 
@@ -115,6 +124,8 @@ pub struct Patch {
     pub ids_changed: bool,
     /// Whether the session's name changed.
     pub renamed: bool,
+    /// How the nesting under tool calls changed (filled by the session engine).
+    pub threads: ThreadChanges,
 }
 
 impl Patch {
@@ -146,7 +157,7 @@ mod tests {
         changed.mark("m3");
         changed.mark("m3");
         let patch = changed.plan(shape(10, 10), shape(10, 10), at, |_| false);
-        assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![3], len: 10, ids_changed: false, renamed: false });
+        assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![3], len: 10, ..Patch::default() });
         assert!(changed.is_empty());
     }
 
@@ -156,7 +167,7 @@ mod tests {
         changed.mark("m10");
         changed.mark("m9");
         let patch = changed.plan(shape(10, 10), shape(11, 11), at, |_| false);
-        assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![9], len: 11, ids_changed: true, renamed: false });
+        assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![9], len: 11, ids_changed: true, ..Patch::default() });
     }
 
     #[test]
@@ -166,7 +177,7 @@ mod tests {
         changed.mark("m10");
         changed.mark("c1");
         let patch = changed.plan(shape(10, 11), shape(11, 11), at, |_| false);
-        assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![], len: 11, ids_changed: true, renamed: false });
+        assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![], len: 11, ids_changed: true, ..Patch::default() });
     }
 
     #[test]
@@ -179,7 +190,10 @@ mod tests {
         changed.mark_everything();
         changed.mark_renamed();
         let patch = changed.plan(shape(9, 9), shape(9, 9), at, |_| false);
-        assert_eq!(patch, Patch { rebuild_from: 0, updated: vec![], len: 9, ids_changed: true, renamed: true });
+        assert_eq!(
+            patch,
+            Patch { rebuild_from: 0, updated: vec![], len: 9, ids_changed: true, renamed: true, ..Patch::default() }
+        );
     }
 
     #[test]

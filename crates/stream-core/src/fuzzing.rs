@@ -31,6 +31,8 @@ pub enum BodyPick {
         client_id: Option<u8>,
         /// Content pick.
         content: Option<u8>,
+        /// The call (a subagent's) it is written inside, if any.
+        parent_call: Option<u8>,
     },
     /// `delta`.
     Delta {
@@ -116,14 +118,17 @@ impl BodyPick {
                 provider: "demo".into(),
                 started_at: u64::from(run),
             }),
-            Self::MessageStarted { message, role, client_id, content } => FrameBody::MessageStarted(MessageStarted {
-                message_id: message_id(message),
-                role: [Role::User, Role::Assistant, Role::Tool, Role::System, Role::Reasoning][usize::from(role % 5)],
-                created_at: u64::from(message),
-                client_message_id: client_id.map(|pick| format!("c{}", pick % 8)),
-                content: content.map(|pick| TEXTS[usize::from(pick) % TEXTS.len()].to_owned()),
-                parent_tool_call_id: None,
-            }),
+            Self::MessageStarted { message, role, client_id, content, parent_call } => {
+                FrameBody::MessageStarted(MessageStarted {
+                    message_id: message_id(message),
+                    role: [Role::User, Role::Assistant, Role::Tool, Role::System, Role::Reasoning]
+                        [usize::from(role % 5)],
+                    created_at: u64::from(message),
+                    client_message_id: client_id.map(|pick| format!("c{}", pick % 8)),
+                    content: content.map(|pick| TEXTS[usize::from(pick) % TEXTS.len()].to_owned()),
+                    parent_tool_call_id: parent_call.map(|pick| format!("t{}", pick % 4)),
+                })
+            }
             Self::Delta { message, text } => FrameBody::Delta(Delta {
                 message_id: message_id(message),
                 content: TEXTS[usize::from(text) % TEXTS.len()].to_owned(),
@@ -344,6 +349,15 @@ fn follow_patch(mirror: &mut Vec<crate::Message>, engine: &mut SessionEngine) {
     assert!(mirror.iter().eq(messages.iter().copied()), "a change the patch did not name");
     let ids_after: Vec<&str> = mirror.iter().map(|message| message.id.as_str()).collect();
     assert!(patch.ids_changed || ids_before == ids_after, "the ids changed and the patch said not");
+    // The nesting kept from patches equals the nesting of the list as it is.
+    let mut fresh = crate::threads::Threads::default();
+    fresh.follow(messages.len(), |i| messages[i], &[], 0, 0);
+    let kept = engine.threads();
+    assert_eq!(kept.top(), fresh.top(), "the top-level messages");
+    for call in messages.iter().flat_map(|message| &message.tool_calls) {
+        assert_eq!(kept.answer(&call.id), fresh.answer(&call.id), "the answer of {}", call.id);
+        assert_eq!(kept.children(&call.id), fresh.children(&call.id), "the messages inside {}", call.id);
+    }
 }
 
 /// Decodes operations from raw fuzzer bytes.

@@ -18,6 +18,7 @@
 //! | [`processing`] | the map of running sessions |
 //! | [`state_hash`] | the canonical 64-bit state hash |
 //! | [`changes`] | what changed since the last read, as a patch plan |
+//! | [`threads`] | how messages nest under tool calls, kept from each patch |
 //! | [`session`] | the client engine of one session, which ties them together |
 //! | [`client`] | the sessions of one connection: one parse per socket message, routed |
 //! | [`sequencer`] | the server's per-channel sequencer and run rules |
@@ -39,6 +40,7 @@ pub mod resync;
 pub mod sequencer;
 pub mod session;
 pub mod state_hash;
+pub mod threads;
 
 pub use changes::Patch;
 pub use client::{Client, ClientReport};

@@ -14,6 +14,7 @@ use crate::reducer::{RunEvent, SessionState};
 use crate::reorder::{Cursor, Offer, ReorderBuffer, ReorderLimits};
 pub use crate::resync::ResyncReason;
 use crate::state_hash::StateHash;
+use crate::threads::Threads;
 
 /// Settings of an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,8 @@ pub struct SessionEngine {
     error: Option<String>,
     /// The list's shape when the last patch was taken.
     published: ListShape,
+    /// How the messages nest under tool calls, as of the last patch.
+    threads: Threads,
 }
 
 impl SessionEngine {
@@ -92,6 +95,7 @@ impl SessionEngine {
             resyncing: false,
             error: None,
             published: ListShape::default(),
+            threads: Threads::default(),
         }
     }
 
@@ -246,7 +250,22 @@ impl SessionEngine {
         self.pending.changed_mut().drain_into(&mut changes);
         let now = ListShape { confirmed: self.state.messages().len(), len: self.message_count() };
         let before = std::mem::replace(&mut self.published, now);
-        changes.plan(before, now, |id| self.state.position_of(id), |id| self.state.is_deleted(id))
+        let mut patch = changes.plan(before, now, |id| self.state.position_of(id), |id| self.state.is_deleted(id));
+        if !patch.is_empty() {
+            let (confirmed, pending) = (self.state.messages(), &self.pending);
+            let at = |i: usize| match confirmed.get(i) {
+                Some(message) => message,
+                None => pending.messages().nth(i - confirmed.len()).expect("a position within the list"),
+            };
+            self.threads.follow(now.len, at, &patch.updated, patch.rebuild_from, before.len);
+            patch.threads = self.threads.take_changes();
+        }
+        patch
+    }
+
+    /// How the messages nest under tool calls, as of the last patch.
+    pub fn threads(&self) -> &Threads {
+        &self.threads
     }
 
     fn offer(&mut self, frame: SequencedFrame, wire_len: usize, now_ms: u64, report: &mut IngestReport) {

@@ -4,7 +4,7 @@
 //! Every read of a session is patched from the core's plan.
 
 use js_sys::Array;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use stream_core::frame::Running;
 use wasm_bindgen::prelude::*;
 
@@ -15,20 +15,57 @@ use crate::message_cache::MessageCache;
 #[wasm_bindgen]
 pub struct ClientEngine {
     inner: stream_core::Client,
-    caches: FxHashMap<String, MessageCache>,
+    caches: FxHashMap<String, SessionCache>,
     /// The last `runningSessions()` object, while the map is unchanged.
     running: Option<JsValue>,
 }
 
-/// What changed in one session since the last `refresh`.
-#[derive(serde::Serialize)]
-struct SessionChange<'a> {
+/// One session's cache, and what changed in it that `refresh` has not told.
+#[derive(Default)]
+struct SessionCache {
+    messages: MessageCache,
+    untold: SessionChange,
+}
+
+/// What changed in one session since the last `refresh`. A read between
+/// two refreshes brings the cache up to date; what it took in is kept here
+/// until told, so no listener misses a change.
+#[derive(Default, serde::Serialize)]
+struct SessionChange {
     /// Whether the id list changed (`messageIds` is a new array).
     ids: bool,
+    /// Whether the top-level id list changed (`topLevelIds` is a new array).
+    top: bool,
     /// Every message may have changed.
     all: bool,
     /// The messages that changed, when not `all`.
-    messages: Vec<&'a str>,
+    messages: FxHashSet<String>,
+    /// Tool calls whose answer or inner messages changed, when not `all`.
+    calls: FxHashSet<String>,
+    /// Whether anything changed.
+    #[serde(skip)]
+    any: bool,
+}
+
+impl SessionChange {
+    /// Adds a patch taken from `engine`.
+    fn absorb(&mut self, patch: &stream_core::Patch, engine: &stream_core::SessionEngine) {
+        if patch.is_empty() {
+            return;
+        }
+        self.any = true;
+        self.ids |= patch.ids_changed;
+        self.top |= patch.threads.top_kept.is_some();
+        self.all |= patch.rebuild_from == 0 && patch.len > 0;
+        if self.all {
+            self.messages.clear();
+            self.calls.clear();
+            return;
+        }
+        let positions = patch.updated.iter().copied().chain(patch.rebuild_from..patch.len);
+        self.messages.extend(positions.filter_map(|at| engine.messages().nth(at)).map(|message| message.id.clone()));
+        self.calls.extend(patch.threads.calls.iter().cloned());
+    }
 }
 
 #[wasm_bindgen]
@@ -43,7 +80,7 @@ impl ClientEngine {
     pub fn open(&mut self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) -> bool {
         let opened = self.inner.open(session_id);
         if opened {
-            self.caches.insert(session_id.to_owned(), MessageCache::default());
+            self.caches.insert(session_id.to_owned(), SessionCache::default());
         }
         opened
     }
@@ -82,22 +119,9 @@ impl ClientEngine {
     /// Takes what changed in a session since the last call, for its listeners.
     #[wasm_bindgen(unchecked_return_type = "SessionChange | null")]
     pub fn refresh(&mut self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) -> JsValue {
-        let (Some(engine), Some(cache)) = (self.inner.session_mut(session_id), self.caches.get_mut(session_id)) else {
-            return JsValue::NULL;
-        };
-        let patch = engine.take_patch();
-        if patch.is_empty() {
-            return JsValue::NULL;
-        }
-        cache.apply(&patch);
-        let all = patch.rebuild_from == 0 && patch.len > 0;
-        let messages = if all {
-            Vec::new()
-        } else {
-            let positions = patch.updated.iter().copied().chain(patch.rebuild_from..patch.len);
-            positions.filter_map(|at| engine.messages().nth(at)).map(|message| message.id.as_str()).collect()
-        };
-        to_js(&SessionChange { ids: patch.ids_changed, all, messages })
+        let Some(cache) = self.synced(session_id) else { return JsValue::NULL };
+        let change = std::mem::take(&mut cache.untold);
+        if change.any { to_js(&change) } else { JsValue::NULL }
     }
 
     /// A session's messages; the same array while nothing changed.
@@ -110,6 +134,45 @@ impl ClientEngine {
     #[wasm_bindgen(js_name = messageIds, unchecked_return_type = "string[]")]
     pub fn message_ids(&mut self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) -> Array {
         self.with_cache(session_id, MessageCache::ids).unwrap_or_default()
+    }
+
+    /// A session's top-level message ids (those not shown inside a tool
+    /// call's card), in order; the same array while they are the same.
+    #[wasm_bindgen(js_name = topLevelIds, unchecked_return_type = "string[]")]
+    pub fn top_level_ids(&mut self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) -> Array {
+        self.with_cache(session_id, MessageCache::top).unwrap_or_default()
+    }
+
+    /// The id of the tool message answering a call, if one has.
+    #[wasm_bindgen(js_name = toolAnswerId)]
+    pub fn tool_answer_id(
+        &mut self,
+        #[wasm_bindgen(js_name = sessionId)] session_id: &str,
+        #[wasm_bindgen(js_name = callId)] call_id: &str,
+    ) -> Option<String> {
+        self.with_cache(session_id, |_, engine| engine.threads().answer(call_id).map(str::to_owned)).flatten()
+    }
+
+    /// The ids of the messages written inside a call (a subagent's), in order.
+    #[wasm_bindgen(js_name = toolChildIds, unchecked_return_type = "string[]")]
+    pub fn tool_child_ids(
+        &mut self,
+        #[wasm_bindgen(js_name = sessionId)] session_id: &str,
+        #[wasm_bindgen(js_name = callId)] call_id: &str,
+    ) -> Array {
+        self.with_cache(session_id, |_, engine| to_js(engine.threads().children(call_id)).into()).unwrap_or_default()
+    }
+
+    /// What a session has cost in US dollars, when its provider said.
+    #[wasm_bindgen(js_name = costUsd)]
+    pub fn cost_usd(&self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) -> Option<f64> {
+        self.inner.session(session_id)?.state().cost_usd()
+    }
+
+    /// The model of the latest message that names one.
+    pub fn model(&self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) -> Option<String> {
+        let messages = self.inner.session(session_id)?.state().messages();
+        messages.iter().rev().find_map(|message| message.usage.model.clone())
     }
 
     /// One message of a session (the same object until it changes), or undefined.
@@ -242,15 +305,24 @@ impl ClientEngine {
         changed
     }
 
+    /// A session's cache, brought up to its engine.
+    fn synced(&mut self, session_id: &str) -> Option<&mut SessionCache> {
+        let engine = self.inner.session_mut(session_id)?;
+        let cache = self.caches.get_mut(session_id)?;
+        let patch = engine.take_patch();
+        cache.messages.apply(&patch);
+        cache.untold.absorb(&patch, engine);
+        Some(cache)
+    }
+
     /// Runs `read` on a session's cache, brought up to its engine first.
     fn with_cache<R>(
         &mut self,
         session_id: &str,
         read: impl FnOnce(&mut MessageCache, &stream_core::SessionEngine) -> R,
     ) -> Option<R> {
-        let engine = self.inner.session_mut(session_id)?;
-        let cache = self.caches.get_mut(session_id)?;
-        cache.apply(&engine.take_patch());
-        Some(read(cache, engine))
+        self.synced(session_id)?;
+        let (engine, cache) = (self.inner.session(session_id)?, self.caches.get_mut(session_id)?);
+        Some(read(&mut cache.messages, engine))
     }
 }

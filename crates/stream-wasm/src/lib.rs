@@ -126,10 +126,14 @@ export interface ClientResult {
 export interface SessionChange {
   /** `messageIds` is a new array. */
   ids: boolean;
+  /** `topLevelIds` is a new array. */
+  top: boolean;
   /** Every message may have changed. */
   all: boolean;
   /** The ids of the messages that changed, when not `all`. */
   messages: string[];
+  /** Tool calls whose answer or inner messages changed, when not `all`. */
+  calls: string[];
 }
 
 /** The `running` frame, or the body of `GET /v1/sessions/running`. */

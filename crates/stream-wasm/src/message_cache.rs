@@ -10,15 +10,48 @@ use wasm_bindgen::JsValue;
 
 use crate::convert::to_js;
 
+/// A JS array of ids, the same while unchanged, and extended by native
+/// copies when only its end changed.
+#[derive(Default)]
+struct IdArray {
+    array: Option<Array>,
+    /// Entries of `array` still in place, when some changed.
+    kept: Option<usize>,
+}
+
+impl IdArray {
+    /// Only the first `kept` entries are still right.
+    fn keep(&mut self, kept: usize) {
+        self.kept = Some(self.kept.unwrap_or(usize::MAX).min(kept));
+    }
+
+    /// The array for `ids` (all of them, in order).
+    fn get<'a>(&mut self, ids: impl Iterator<Item = &'a str>) -> Array {
+        let kept = match (self.kept.take(), &self.array) {
+            (None, Some(array)) => return array.clone(),
+            (Some(kept), Some(_)) => kept,
+            (_, None) => 0,
+        };
+        let added: Vec<&str> = ids.skip(kept).collect();
+        let added: Array = to_js(&added).into();
+        let array = match &self.array {
+            Some(last) if kept > 0 => last.slice(0, kept as u32).concat(&added),
+            _ => added,
+        };
+        self.array = Some(array.clone());
+        array
+    }
+}
+
 /// The cached JS side of one session's message list.
 #[derive(Default)]
 pub(crate) struct MessageCache {
     /// By position; `None` until read since the message last changed.
     objects: Vec<Option<JsValue>>,
-    /// The ids, in order, while unchanged.
-    ids: Option<Array>,
-    /// Entries of the last id list still in place, when it can be extended.
-    ids_kept: Option<usize>,
+    /// The ids, in order.
+    ids: IdArray,
+    /// The ids of the messages shown at the top level, in order.
+    top: IdArray,
     /// The messages, in order, while unchanged.
     list: Option<Array>,
     /// Positions changed since `list` was built, when it can be patched.
@@ -37,9 +70,11 @@ impl MessageCache {
         }
         self.objects.resize(patch.len, None);
         if patch.ids_changed {
-            // The entries before `rebuild_from` are the same messages: the
-            // next list keeps them and adds the rest, in native copies.
-            self.ids_kept = Some(self.ids_kept.unwrap_or(usize::MAX).min(patch.rebuild_from));
+            // The entries before `rebuild_from` are the same messages.
+            self.ids.keep(patch.rebuild_from);
+        }
+        if let Some(kept) = patch.threads.top_kept {
+            self.top.keep(kept);
         }
         if patch.rebuild_from < patch.len || patch.ids_changed {
             self.list = None;
@@ -70,19 +105,13 @@ impl MessageCache {
 
     /// The ids in order; the same array while no message came, went or moved.
     pub(crate) fn ids(&mut self, engine: &SessionEngine) -> Array {
-        let kept = match (self.ids_kept.take(), &self.ids) {
-            (None, Some(ids)) => return ids.clone(),
-            (Some(kept), Some(_)) => kept,
-            (_, None) => 0,
-        };
-        let added: Vec<&str> = engine.messages().skip(kept).map(|message| message.id.as_str()).collect();
-        let added: Array = to_js(&added).into();
-        let ids = match &self.ids {
-            Some(last) if kept > 0 => last.slice(0, kept as u32).concat(&added),
-            _ => added,
-        };
-        self.ids = Some(ids.clone());
-        ids
+        self.ids.get(engine.messages().map(|message| message.id.as_str()))
+    }
+
+    /// The ids of the messages shown at the top level (not inside a tool
+    /// call's card); the same array while they are the same.
+    pub(crate) fn top(&mut self, engine: &SessionEngine) -> Array {
+        self.top.get(engine.threads().top().iter().map(String::as_str))
     }
 
     /// Every message; the same array while nothing changed.

@@ -27,6 +27,9 @@ export function useStreamClient(): StreamClient {
 export interface SessionHandle {
   /** `running` while the session has a run going. */
   status: "idle" | "running";
+  model: string | null;
+  /** What the session has cost in US dollars, when its provider said. */
+  costUsd: number | null;
   connected: boolean;
   connection: ConnectionState;
   resyncing: boolean;
@@ -69,6 +72,31 @@ export function useMessageIds(sessionId: string): string[] {
   return useSyncExternalStore(subscribe, read, read);
 }
 
+/** A session's top-level message ids (those not shown inside a tool call's
+ *  card), in order; re-renders only when they change. */
+export function useTopLevelIds(sessionId: string): string[] {
+  const client = useStreamClient();
+  const subscribe = useCallback((notify: () => void) => client.watchTop(sessionId, notify), [client, sessionId]);
+  const read = () => client.topLevelIds(sessionId);
+  return useSyncExternalStore(subscribe, read, read);
+}
+
+/** The tool message answering a call; re-renders when it comes or changes. */
+export function useToolAnswer(sessionId: string, callId: string): Message | undefined {
+  const client = useStreamClient();
+  const subscribe = useCallback((notify: () => void) => client.watchCall(sessionId, callId, notify), [client, sessionId, callId]);
+  const read = () => client.toolAnswerId(sessionId, callId) ?? "";
+  return useMessage(sessionId, useSyncExternalStore(subscribe, read, read));
+}
+
+/** The ids of the messages written inside a call (a subagent's), in order. */
+export function useToolChildIds(sessionId: string, callId: string): string[] {
+  const client = useStreamClient();
+  const subscribe = useCallback((notify: () => void) => client.watchCall(sessionId, callId, notify), [client, sessionId, callId]);
+  const read = () => client.toolChildIds(sessionId, callId);
+  return useSyncExternalStore(subscribe, read, read);
+}
+
 /** One message; re-renders only when it changes. */
 export function useMessage(sessionId: string, messageId: string): Message | undefined {
   const client = useStreamClient();
@@ -89,6 +117,8 @@ function useHandle(client: StreamClient, sessionId: string, info: SessionInfo): 
   const abort = useCallback(() => client.abort(sessionId), [client, sessionId]);
   return {
     status: info.run ? "running" : "idle",
+    model: info.model,
+    costUsd: info.cost_usd,
     connected: connection.kind === "open",
     connection,
     resyncing: info.resyncing,

@@ -80,6 +80,10 @@ export interface ProviderInfo {
 export interface SessionInfo {
   run: RunInfo | null;
   name: string | null;
+  /** The model of the latest message that names one. */
+  model: string | null;
+  /** What the session has cost in US dollars, when its provider said. */
+  cost_usd: number | null;
   /** True while the engine waits for a resubscribe to repair a gap. */
   resyncing: boolean;
   /** What was wrong with the last bad frame, until frames apply again. */
@@ -100,14 +104,20 @@ interface Channel {
   listeners: Set<Listener>;
   /** Told when the id list changes. */
   idListeners: Set<Listener>;
+  /** Told when the top-level id list changes. */
+  topListeners: Set<Listener>;
   /** Told when that message changes. */
   messageListeners: Map<string, Set<Listener>>;
+  /** Told when that tool call's answer or inner messages change. */
+  callListeners: Map<string, Set<Listener>>;
+  /** The inner message ids of each call read since it last changed. */
+  childIds: Map<string, string[]>;
   info: SessionInfo;
   /** Built when read, after a change. */
   snapshot: SessionSnapshot | null;
 }
 
-const NO_INFO: SessionInfo = Object.freeze({ run: null, name: null, resyncing: false, error: null });
+const NO_INFO: SessionInfo = Object.freeze({ run: null, name: null, model: null, cost_usd: null, resyncing: false, error: null });
 const NO_IDS: string[] = Object.freeze([]) as unknown as string[];
 const NO_SNAPSHOT: SessionSnapshot = Object.freeze({ ...NO_INFO, messages: NO_IDS as unknown as Message[] });
 
@@ -187,22 +197,38 @@ export class StreamClient {
     return this.follow(sessionId, (channel) => channel.idListeners, listener);
   }
 
+  /** Follows a session's top-level ids (those not shown inside a tool call's card). */
+  watchTop(sessionId: string, listener: Listener): () => void {
+    return this.follow(sessionId, (channel) => channel.topListeners, listener);
+  }
+
   /** Follows one message: told only when it changes. */
   watchMessage(sessionId: string, messageId: string, listener: Listener): () => void {
-    const unfollow = this.follow(
-      sessionId,
-      (channel) => {
-        let listeners = channel.messageListeners.get(messageId);
-        if (!listeners) channel.messageListeners.set(messageId, (listeners = new Set()));
-        return listeners;
-      },
-      listener,
-    );
-    return () => {
-      unfollow();
-      const listeners = this.channels.get(sessionId)?.messageListeners;
-      if (listeners?.get(messageId)?.size === 0) listeners.delete(messageId);
-    };
+    return this.followKey(sessionId, (channel) => channel.messageListeners, messageId, listener);
+  }
+
+  /** Follows one tool call's answer and inner messages: told when either changes. */
+  watchCall(sessionId: string, callId: string, listener: Listener): () => void {
+    return this.followKey(sessionId, (channel) => channel.callListeners, callId, listener);
+  }
+
+  /** The session's top-level message ids, in order (same array while they are the same). */
+  topLevelIds(sessionId: string): string[] {
+    return this.channels.has(sessionId) ? this.engine.topLevelIds(sessionId) : NO_IDS;
+  }
+
+  /** The id of the tool message answering a call, if one has. */
+  toolAnswerId(sessionId: string, callId: string): string | undefined {
+    return this.channels.has(sessionId) ? this.engine.toolAnswerId(sessionId, callId) : undefined;
+  }
+
+  /** The ids of the messages written inside a call (a subagent's), in order (same array while unchanged). */
+  toolChildIds(sessionId: string, callId: string): string[] {
+    const channel = this.channels.get(sessionId);
+    if (!channel) return NO_IDS;
+    let ids = channel.childIds.get(callId);
+    if (!ids) channel.childIds.set(callId, (ids = this.engine.toolChildIds(sessionId, callId)));
+    return ids;
   }
 
   /** The session's state with its messages (same object while unchanged). */
@@ -313,6 +339,30 @@ export class StreamClient {
     };
   }
 
+  /** Adds `listener` to the set under `key` of one of the channel's maps, for as long as it follows. */
+  private followKey(
+    sessionId: string,
+    map: (channel: Channel) => Map<string, Set<Listener>>,
+    key: string,
+    listener: Listener,
+  ): () => void {
+    const unfollow = this.follow(
+      sessionId,
+      (channel) => {
+        const sets = map(channel);
+        let listeners = sets.get(key);
+        if (!listeners) sets.set(key, (listeners = new Set()));
+        return listeners;
+      },
+      listener,
+    );
+    return () => {
+      unfollow();
+      const channel = this.channels.get(sessionId);
+      if (channel && map(channel).get(key)?.size === 0) map(channel).delete(key);
+    };
+  }
+
   /** Keeps a session open (subscribing on first use) until the returned release. */
   private hold(sessionId: string): () => void {
     let channel = this.channels.get(sessionId);
@@ -322,7 +372,10 @@ export class StreamClient {
         users: 0,
         listeners: new Set(),
         idListeners: new Set(),
+        topListeners: new Set(),
         messageListeners: new Map(),
+        callListeners: new Map(),
+        childIds: new Map(),
         info: NO_INFO,
         snapshot: null,
       };
@@ -475,11 +528,19 @@ export class StreamClient {
       channel.info = info;
       channel.snapshot = null;
       if (change?.ids) for (const listener of channel.idListeners) listener();
+      if (change?.top) for (const listener of channel.topListeners) listener();
       if (change?.all) {
-        for (const listeners of channel.messageListeners.values()) for (const listener of listeners) listener();
+        channel.childIds.clear();
+        for (const sets of [channel.messageListeners, channel.callListeners]) {
+          for (const listeners of sets.values()) for (const listener of listeners) listener();
+        }
       } else if (change) {
         for (const messageId of change.messages) {
           for (const listener of channel.messageListeners.get(messageId) ?? []) listener();
+        }
+        for (const callId of change.calls) {
+          channel.childIds.delete(callId);
+          for (const listener of channel.callListeners.get(callId) ?? []) listener();
         }
       }
       for (const listener of channel.listeners) listener();
@@ -488,13 +549,18 @@ export class StreamClient {
 
   /** The session's info; `previous` when nothing in it changed. */
   private readInfo(sessionId: string, previous: SessionInfo): SessionInfo {
-    const run = this.engine.run(sessionId);
-    const name = this.engine.name(sessionId) ?? null;
-    const resyncing = this.engine.resyncing(sessionId);
-    const error = this.engine.error(sessionId) ?? null;
-    const sameRun = run?.run_id === previous.run?.run_id;
-    if (sameRun && name === previous.name && resyncing === previous.resyncing && error === previous.error) return previous;
-    return { run, name, resyncing, error };
+    const info: SessionInfo = {
+      run: this.engine.run(sessionId),
+      name: this.engine.name(sessionId) ?? null,
+      model: this.engine.model(sessionId) ?? null,
+      cost_usd: this.engine.costUsd(sessionId) ?? null,
+      resyncing: this.engine.resyncing(sessionId),
+      error: this.engine.error(sessionId) ?? null,
+    };
+    const same = (Object.keys(info) as (keyof SessionInfo)[]).every((key) =>
+      key === "run" ? info.run?.run_id === previous.run?.run_id : info[key] === previous[key],
+    );
+    return same ? previous : info;
   }
 
   private runningChanged(): void {

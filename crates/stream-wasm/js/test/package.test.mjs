@@ -156,12 +156,30 @@ test("refresh names the messages that changed, and a send to a closed session do
   assert.equal(client.sendLocal("s", "hi", "c1", 0), undefined);
   client.open("s");
   client.ingest(`[${delta(1, "a", "x")},${delta(2, "b", "y")}]`, 0);
-  assert.deepEqual(client.refresh("s"), { ids: true, all: true, messages: [] });
+  assert.deepEqual(client.refresh("s"), { ids: true, top: true, all: true, messages: [], calls: [] });
   client.ingest(delta(3, "b", "z"), 0);
-  assert.deepEqual(client.refresh("s"), { ids: false, all: false, messages: ["b"] });
+  assert.deepEqual(client.refresh("s"), { ids: false, top: false, all: false, messages: ["b"], calls: [] });
   assert.equal(client.refresh("s"), null);
   assert.equal(client.message("s", "b").content, "yz");
   assert.deepEqual(client.messageIds("s"), ["a", "b"]);
+});
+
+test("a tool's answer and a subagent's messages nest under the call, out of the top-level list", () => {
+  const client = new ClientEngine();
+  client.open("s");
+  const call = { id: "t1", name: "Task", input: {} };
+  client.ingest(`[${frame(1, { type: "tool_call", message_id: "a", tool_call: call })},${frame(2, { type: "message_started", message_id: "sub", role: "assistant", created_at: 1, parent_tool_call_id: "t1" })}]`, 0);
+  assert.deepEqual(client.refresh("s").all, true);
+  assert.deepEqual([client.topLevelIds("s"), client.toolChildIds("s", "t1")], [["a"], ["sub"]]);
+  const top = client.topLevelIds("s");
+  client.ingest(frame(3, { type: "tool_result", message_id: "r", tool_call_id: "t1", output: "done", truncated: false }), 0);
+  const change = client.refresh("s");
+  assert.deepEqual([change.top, change.calls, change.messages.sort()], [false, ["t1"], ["a", "r"]]);
+  assert.equal(client.toolAnswerId("s", "t1"), "r");
+  assert.equal(client.topLevelIds("s"), top, "the answer is not top-level: the same array");
+  client.ingest(delta(4, "b", "after"), 0);
+  assert.deepEqual(client.refresh("s").top, true);
+  assert.deepEqual(client.topLevelIds("s"), ["a", "b"]);
 });
 
 test("the id list follows appends, pending sends, their echoes and snapshots", () => {

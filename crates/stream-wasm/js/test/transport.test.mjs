@@ -166,6 +166,8 @@ test("an id watcher hears of new messages only, a message watcher of its message
     await until(client, "t5", (s) => s.messages.some((m) => m.role === "user" && m.id !== "c5"));
     const userId = client.messageIds("t5").find((id) => client.message("t5", id).role === "user");
     const user = client.message("t5", userId);
+    // Past the next flush, so the echo itself is told before this watcher listens.
+    await new Promise((done) => setTimeout(done, 50));
     const unwatchUser = client.watchMessage("t5", userId, () => (heard.user += 1));
     const [idsBefore, countBefore] = [heard.ids, client.messageIds("t5").length];
     await until(client, "t5", (s) => s.run === null && s.messages.length > 1 && s.messages.at(-1).status === "complete");
