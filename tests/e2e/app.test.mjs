@@ -533,7 +533,7 @@ test("a Claude Code session shows thinking, shell, diff, read, todo, a failed to
     assert.equal(await page.locator(".chat-head .agent").innerText(), "claude-code · claude-sonnet-test");
     assert.equal(await page.locator(".chat-head .cost").innerText(), "$0.0123");
     await page.locator(`[data-session-id="${sessionId}"] .session-cost`).getByText("$0.0123").waitFor();
-    assert.match(await page.locator(".messages > article.assistant .usage").last().textContent(), /\$0\.0123/);
+    assert.match(await page.locator(".rows > article.assistant .usage").last().textContent(), /\$0\.0123/);
     await page.locator(".markdown code.hljs").waitFor();
     // The README's picture: the thinking, the diff and the subagent open, the long output folded.
     await page.locator('details.tool-card[data-kind="shell"], details.tool-card[data-kind="read"]').evaluateAll((cards) => cards.forEach((card) => card.removeAttribute("open")));

@@ -1,15 +1,14 @@
 // One session: its header (name, run status, connection), the message list,
 // and the composer.
-import { useCallback, useEffect, useMemo } from "react";
-import type { Message } from "agent-stream";
-import { useSessionStream } from "agent-stream/react";
+import { useCallback, useEffect } from "react";
+import { useMessage, useMessageIds, useSession } from "agent-stream/react";
 import { Composer } from "./Composer";
 import { ConnectionIndicator } from "./ConnectionIndicator";
 import { MessageList } from "./MessageList";
 import { formatCost } from "./MessageView";
 
 export function ChatPane(props: { sessionId: string; provider: string | null; onNamed: () => Promise<void> }) {
-  const stream = useSessionStream(props.sessionId);
+  const stream = useSession(props.sessionId);
   const { name, send } = stream;
   const { onNamed } = props;
   // A rename (from any tab) arrives as a frame; the sidebar list follows.
@@ -18,9 +17,10 @@ export function ChatPane(props: { sessionId: string; provider: string | null; on
   }, [name, onNamed]);
   // Stable across renders: every message view is memoised on its props.
   const retry = useCallback((content: string, id: string) => void send(content, id), [send]);
-  const pending = stream.messages.length > 0 && stream.messages[stream.messages.length - 1].status === "pending";
+  const last = useMessage(props.sessionId, useMessageIds(props.sessionId).at(-1) ?? "");
+  const pending = last?.status === "pending";
   const running = stream.status === "running";
-  const { model, cost } = useMemo(() => sessionFigures(stream.messages), [stream.messages]);
+  const { model, costUsd: cost } = stream;
   return (
     <section className="chat" aria-label={name ?? props.sessionId}>
       <header className="chat-head">
@@ -30,7 +30,7 @@ export function ChatPane(props: { sessionId: string; provider: string | null; on
             {[props.provider, model].filter(Boolean).join(" · ")}
           </span>
         )}
-        {cost !== undefined && (
+        {cost !== null && (
           <span className="cost" title="What this session has cost">
             {formatCost(cost)}
           </span>
@@ -47,7 +47,7 @@ export function ChatPane(props: { sessionId: string; provider: string | null; on
           {stream.error}
         </p>
       )}
-      <MessageList messages={stream.messages} onRetry={retry} />
+      <MessageList sessionId={props.sessionId} onRetry={retry} />
       <Composer
         busy={running || pending}
         running={running}
@@ -56,15 +56,4 @@ export function ChatPane(props: { sessionId: string; provider: string | null; on
       />
     </section>
   );
-}
-
-/** The model of the latest message that names one, and the session's cost. */
-function sessionFigures(messages: Message[]): { model: string | undefined; cost: number | undefined } {
-  let model: string | undefined;
-  let cost: number | undefined;
-  for (const message of messages) {
-    if (message.model) model = message.model;
-    if (message.cost_usd !== undefined) cost = (cost ?? 0) + message.cost_usd;
-  }
-  return { model, cost };
 }

@@ -1,20 +1,18 @@
 // One message. Memoised on object identity: the engine hands back the same
 // object for every unchanged message, so a streaming frame re-renders only
-// the message it touched.
+// the message it touched. Its tool cards follow their own answers.
 import { memo } from "react";
 import type { Message } from "agent-stream";
 import { Markdown } from "./Markdown";
 import { ToolCard } from "./ToolCard";
-import type { ToolIndex } from "./toolIndex";
 
 interface Props {
+  sessionId: string;
   message: Message;
-  /** The session's tool index, for a message with tool calls: their results and subagents. */
-  index: ToolIndex | null;
   onRetry: (content: string, clientMessageId: string) => void;
 }
 
-function MessageViewImpl({ message, index, onRetry }: Props) {
+function MessageViewImpl({ sessionId, message, onRetry }: Props) {
   switch (message.role) {
     case "user":
       return (
@@ -47,13 +45,13 @@ function MessageViewImpl({ message, index, onRetry }: Props) {
       );
     case "tool":
       // A result whose call is not in the list (e.g. deleted): shown on its own.
-      return <ToolCard call={null} result={message} />;
+      return <ToolCard sessionId={sessionId} call={null} result={message} />;
     default:
       return (
         <article className={`message assistant ${message.status}`} data-status={message.status} aria-label="Agent" aria-busy={message.status === "streaming"}>
           {message.content && <Markdown text={message.content} />}
           {message.tool_calls.map((call) => (
-            <ToolCard key={call.id} call={call} result={index?.results.get(call.id)} index={index ?? undefined} />
+            <ToolCard key={call.id} sessionId={sessionId} call={call} />
           ))}
           <Notice message={message} />
           <Footer message={message} />
@@ -101,19 +99,4 @@ function Notice({ message }: { message: Message }) {
   );
 }
 
-/** Whether the tool views of a message show the same in both indexes. */
-function sameTools(message: Message, before: ToolIndex | null, after: ToolIndex | null): boolean {
-  if (message.tool_calls.length === 0 || before === after) return true;
-  if (!before || !after) return false;
-  return message.tool_calls.every((call) => {
-    const [a, b] = [before.children.get(call.id), after.children.get(call.id)];
-    const sameChildren = a === b || (!!a && !!b && a.length === b.length && a.every((child, i) => child === b[i]));
-    return sameChildren && before.results.get(call.id) === after.results.get(call.id);
-  });
-}
-
-export const MessageView = memo(
-  MessageViewImpl,
-  (before, after) =>
-    before.message === after.message && before.onRetry === after.onRetry && sameTools(before.message, before.index, after.index),
-);
+export const MessageView = memo(MessageViewImpl);

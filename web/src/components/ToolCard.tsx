@@ -4,28 +4,29 @@
 // messages) or, for other tools, the input and output as JSON.
 import { useEffect, useState } from "react";
 import type { Message, ToolCall } from "agent-stream";
+import { useToolAnswer, useToolChildIds } from "agent-stream/react";
 import { DiffView } from "./tools/DiffView";
 import { field, isDenial, outputText, summaryLabel, text, toolKind } from "./tools/kinds";
 import { ReadView } from "./tools/ReadView";
 import { ShellView } from "./tools/ShellView";
 import { TodoView } from "./tools/TodoView";
-import type { ToolIndex } from "./toolIndex";
-import { MessageView } from "./MessageView";
+import { MessageRow } from "./MessageList";
 
 interface Props {
+  sessionId: string;
   call: ToolCall | null;
-  result: Message | undefined;
-  /** For a subagent's call: the tool index, to show its messages inside. */
-  index?: ToolIndex;
+  /** The answer, for a tool message shown without its call. */
+  result?: Message;
 }
 
-export function ToolCard({ call, result, index }: Props) {
+export function ToolCard({ sessionId, call, result: given }: Props) {
+  const answer = useToolAnswer(sessionId, call?.id ?? "");
+  const result = given ?? answer;
   const error = call?.error ?? result?.tool_result?.error;
   const base = call?.state ?? (result?.tool_result?.error ? "failed" : "succeeded");
   const state = base === "failed" && isDenial(error) ? "denied" : base;
   const busy = state === "running" || state === "preparing";
   const kind = call ? toolKind(call.name) : "generic";
-  const children = call && index ? index.children.get(call.id) : undefined;
   return (
     <details className={`tool-card ${state}`} data-state={state} data-kind={kind} open={kind === "subagent" && busy}>
       <summary>
@@ -39,7 +40,7 @@ export function ToolCard({ call, result, index }: Props) {
       {call && kind === "edit" && <DiffView call={call} />}
       {call && kind === "read" && <ReadView call={call} result={result} />}
       {call && kind === "todo" && <TodoView call={call} result={result} />}
-      {call && kind === "subagent" && <Subagent call={call} result={result} messages={children} index={index} />}
+      {call && kind === "subagent" && <Subagent sessionId={sessionId} call={call} result={result} />}
       {kind === "generic" && <Generic call={call} result={result} />}
       {error && kind !== "shell" && <p className="tool-error">{error}</p>}
     </details>
@@ -67,14 +68,15 @@ function Generic({ call, result }: { call: ToolCall | null; result: Message | un
 }
 
 /** A subagent's call: its task, then its own messages, nested. */
-function Subagent(props: { call: ToolCall; result: Message | undefined; messages: Message[] | undefined; index: ToolIndex | undefined }) {
+function Subagent(props: { sessionId: string; call: ToolCall; result: Message | undefined }) {
   const prompt = text(field(props.call.input, "prompt"));
+  const children = useToolChildIds(props.sessionId, props.call.id);
   return (
     <div className="subagent">
       {prompt && <p className="muted">{prompt}</p>}
       <div className="nested" aria-label="Subagent messages">
-        {props.messages?.map((message) => (
-          <MessageView key={message.id} message={message} index={props.index ?? null} onRetry={noRetry} />
+        {children.map((id) => (
+          <MessageRow key={id} sessionId={props.sessionId} id={id} onRetry={noRetry} />
         ))}
       </div>
       {props.result?.tool_result && <pre className="terminal">{outputText(props.result.tool_result.output)}</pre>}
