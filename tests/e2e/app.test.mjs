@@ -100,17 +100,21 @@ async function expectSameAsServer(page, base, sessionId, timeoutMs = 30_000) {
     if (settled || Date.now() > deadline) {
       assert.equal(snapshot.run, null, "the run never finished");
       assert.deepEqual(held, snapshot.messages);
-      // What the reader sees: each assistant text once, whole. textContent,
-      // since off-screen messages skip rendering (content-visibility) and
-      // have no innerText. The page paints on its next frame: a few tries.
+      // What the reader sees: each assistant text once, whole, the latest
+      // last (a long session renders its latest rows; earlier ones come as
+      // the reader scrolls up). textContent, since off-screen messages skip
+      // rendering (content-visibility) and have no innerText. The page
+      // paints on its next frame: a few tries.
       const expected = snapshot.messages.filter((m) => m.role === "assistant" && m.content).map((m) => normalize(shownText(m.content)));
       let shown = [];
+      const matches = () => shown.length > 0 === expected.length > 0 && isDeepStrictEqual(shown, expected.slice(expected.length - shown.length));
       for (let attempt = 0; attempt < 50; attempt += 1) {
         shown = (await page.locator("article.assistant .markdown").allTextContents()).map(normalize);
-        if (isDeepStrictEqual(shown, expected)) break;
+        if (matches()) break;
         await new Promise((done) => setTimeout(done, 100));
       }
-      assert.deepEqual(shown, expected);
+      assert.deepEqual(shown, expected.slice(expected.length - shown.length));
+      assert.ok(matches(), "the latest texts are shown");
       return snapshot;
     }
     await new Promise((done) => setTimeout(done, 100));

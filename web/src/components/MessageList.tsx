@@ -3,13 +3,20 @@
 // them back). Only the top-level messages are listed: a tool's answer and a
 // subagent's messages show inside the card of their call. The list renders
 // again only when a top-level message comes or goes; each row follows its
-// own message, so a streaming delta renders one row.
+// own message, so a streaming delta renders one row. A long session renders
+// its latest rows first and grows upward as the reader scrolls near the top,
+// so a reload paints at once whatever the history.
 import { memo, useLayoutEffect, useRef, useState } from "react";
 import { useMessage, useTopLevelIds } from "agent-stream/react";
 import { MessageView } from "./MessageView";
 
 /** How close to the bottom (px) still counts as following the stream. */
 const FOLLOW_SLACK_PX = 48;
+/** Rows rendered at first, and added each time the reader nears the top. */
+const FIRST_ROWS = 200;
+const MORE_ROWS = 200;
+/** How close to the top (px) asks for earlier rows. */
+const GROW_WITHIN_PX = 600;
 
 type Retry = (content: string, clientMessageId: string) => void;
 
@@ -18,6 +25,26 @@ export function MessageList(props: { sessionId: string; onRetry: Retry }) {
   const scroller = useRef<HTMLDivElement>(null);
   const rows = useRef<HTMLDivElement>(null);
   const [following, setFollowing] = useState(true);
+  // The first row shown, fixed once the list has rows: new rows add below
+  // it, and nothing above the reader goes away while they read.
+  const [start, setStart] = useState<number | null>(null);
+  if (start === null && ids.length > 0) setStart(Math.max(0, ids.length - FIRST_ROWS));
+  const hidden = Math.min(start ?? Math.max(0, ids.length - FIRST_ROWS), ids.length);
+  /** The distance from the bottom to keep while earlier rows are added. */
+  const keepFromBottom = useRef<number | null>(null);
+
+  const showEarlier = () => {
+    const element = scroller.current;
+    if (!element || hidden === 0 || keepFromBottom.current !== null) return;
+    keepFromBottom.current = element.scrollHeight - element.scrollTop;
+    setStart(Math.max(0, hidden - MORE_ROWS));
+  };
+
+  useLayoutEffect(() => {
+    const element = scroller.current;
+    if (element && keepFromBottom.current !== null) element.scrollTop = element.scrollHeight - keepFromBottom.current;
+    keepFromBottom.current = null;
+  }, [start]);
 
   // Rows grow as they stream without this list rendering: follow their height.
   useLayoutEffect(() => {
@@ -34,6 +61,7 @@ export function MessageList(props: { sessionId: string; onRetry: Retry }) {
     const element = scroller.current;
     if (!element) return;
     setFollowing(element.scrollHeight - element.scrollTop - element.clientHeight < FOLLOW_SLACK_PX);
+    if (element.scrollTop < GROW_WITHIN_PX) showEarlier();
   };
 
   return (
@@ -41,7 +69,12 @@ export function MessageList(props: { sessionId: string; onRetry: Retry }) {
       <div className="messages" ref={scroller} onScroll={onScroll} role="log" aria-label="Messages" aria-live="off">
         <div className="rows" ref={rows}>
           {ids.length === 0 && <p className="notice">No messages yet. Say hello below.</p>}
-          {ids.map((id) => (
+          {hidden > 0 && (
+            <button type="button" className="earlier" onClick={showEarlier}>
+              {hidden} earlier messages
+            </button>
+          )}
+          {(hidden > 0 ? ids.slice(hidden) : ids).map((id) => (
             <MessageRow key={id} sessionId={props.sessionId} id={id} onRetry={props.onRetry} />
           ))}
         </div>
