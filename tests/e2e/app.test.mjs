@@ -470,6 +470,66 @@ test("a 1,000-message Claude Code session with big tool outputs streams while sc
 });
 
 
+test("a 10,000-message session paints its latest messages within 300 ms of its snapshot, and streams at 60 fps", async () => {
+  // 5,000 tool rounds (an assistant message and its tool's answer each) from
+  // the fake CLI at full speed, then a restart in place that streams an answer.
+  const dir = mkdtempSync(join(tmpdir(), "stream-e2e-"));
+  const history = join(dir, "history.jsonl");
+  const answer = join(dir, "answer.jsonl");
+  writeFileSync(history, bigClaudeTranscript(5000, 3));
+  writeFileSync(answer, streamedClaudeAnswer(400));
+  const claude = (transcript, delayMs) => ["--no-cli-detection", "--default-provider", "claude-code", "--claude-command", fakeAgent, `--claude-args=--transcript=${transcript},--delay-ms=${delayMs}`];
+  const seeder = await startServer({ args: claude(history, 0), webDir });
+  const sessionId = "huge-claude";
+  const sent = await fetch(`${seeder.base}/v1/sessions/${sessionId}/messages`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ client_message_id: "seed", content: "Test every module" }),
+  });
+  assert.equal(sent.status, 202);
+  await waitForServerIdle(seeder.base, sessionId, 300_000);
+  await seeder.kill();
+  const paced = await startServer({ args: claude(answer, 10), webDir, bind: seeder.address, dataDir: seeder.dataDir });
+  try {
+    const page = await newPage();
+    // From the first script on: when the snapshot arrives (the first big
+    // socket message), and the frame after the one where the last round's
+    // message is in the page, which is when it has been painted.
+    await page.addInitScript(() => {
+      const Native = window.WebSocket;
+      window.WebSocket = class extends Native {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener("message", (event) => {
+            if (window.snapshotAt === undefined && typeof event.data === "string" && event.data.length > 1_000_000) window.snapshotAt = performance.now();
+          });
+        }
+      };
+      const watch = () => {
+        const last = document.querySelector(".rows > article.assistant:last-of-type");
+        if (last?.textContent.includes("Step 4999:")) requestAnimationFrame(() => (window.paintedAt = performance.now()));
+        else requestAnimationFrame(watch);
+      };
+      requestAnimationFrame(watch);
+    });
+    await openSession(page, paced.base, sessionId);
+    await page.waitForFunction(() => window.paintedAt !== undefined && window.snapshotAt !== undefined, null, { timeout: 60_000 });
+    const firstPaintMs = await page.evaluate(() => window.paintedAt - window.snapshotAt);
+    const messages = (await restSnapshot(paced.base, sessionId)).messages.length;
+    await page.context().close();
+    const report = await streamWhileScrolledUp(paced.base, sessionId, "Now summarise", 10_000, "long-tasks-10k");
+    writeFileSync(`${shots}/reload-10k.json`, `${JSON.stringify({ messages, first_paint_after_snapshot_ms: Math.round(firstPaintMs) }, null, 2)}\n`);
+    console.log(`reload-10k: ${messages} messages, latest painted ${Math.round(firstPaintMs)} ms after the snapshot arrived`);
+    assert.ok(messages >= 10_000, `${messages} messages`);
+    assert.ok(firstPaintMs <= 300, `first paint ${firstPaintMs} ms after the snapshot`);
+    assert.equal(report.over_50_ms, 0, "no long task over 50 ms while streaming");
+    assert.ok(report.frame_gap_median_ms <= 17.5, `frames every ${report.frame_gap_median_ms} ms`);
+  } finally {
+    await paced.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** A server whose `claude-code` and `codex` are the fake agent replaying these transcripts. */
 function agentServer(record) {
   const agentArgs = (transcript) => `--transcript=${fixture(transcript)},--delay-ms=25,--record=${record}`;

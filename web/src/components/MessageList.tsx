@@ -12,8 +12,8 @@ import { MessageView } from "./MessageView";
 
 /** How close to the bottom (px) still counts as following the stream. */
 const FOLLOW_SLACK_PX = 48;
-/** Rows rendered at first, and added each time the reader nears the top. */
-const FIRST_ROWS = 200;
+/** Rows rendered at first (a few screens), and added each time the reader nears the top. */
+const FIRST_ROWS = 80;
 const MORE_ROWS = 200;
 /** How close to the top (px) asks for earlier rows. */
 const GROW_WITHIN_PX = 600;
