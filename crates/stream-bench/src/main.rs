@@ -2,9 +2,10 @@
 //!
 //! 1. Delivery: S sessions × K subscribers, the demo provider at full speed;
 //!    frames/s delivered to all subscribers, and publish→receive latency,
-//!    probed by renames (`PATCH` with a probe id as the name) sent 10 times a
-//!    second per session during the load: the time from the request to each
-//!    subscriber's receipt of the `renamed` frame.
+//!    probed in band: every 50 events the demo sends a `status` frame whose
+//!    metadata carries its send time (`probe_us`), and each subscriber takes
+//!    the time from it to its receipt. That is the whole pipeline (provider,
+//!    sequencer, group commit, fan-out, socket write) and nothing else.
 //! 2. Memory: server RSS per idle connection at 10,000 idle connections.
 //! 3. Resume: time to catch up a 10,000-frame gap, from the memory ring and
 //!    from SQLite (the server restarted with a tiny ring).
@@ -12,7 +13,6 @@
 //! Usage: `loadgen --server target/release/stream-server [--quick]`. Prints a
 //! table and writes `target/bench/server.json`.
 
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -117,12 +117,19 @@ fn count_frames(text: &str) -> usize {
     text.matches("\"seq\":").count()
 }
 
-/// The probe ids of the `renamed` frames in a message.
-fn probe_ids(text: &str) -> impl Iterator<Item = &str> {
-    const KEY: &str = "\"name\":\"";
-    text.match_indices("\"name\":\"probe-").filter_map(|(at, _)| {
-        let rest = &text[at + KEY.len()..];
-        rest.find('"').map(|end| &rest[..end])
+/// Events between two in-band probes of the demo provider.
+const PROBE_EVERY: usize = 50;
+
+/// µs since the Unix epoch, the clock the server's probes are stamped with.
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |now| now.as_micros() as u64)
+}
+
+/// The send times (`probe_us`) of the probes in a message.
+fn probe_times(text: &str) -> impl Iterator<Item = u64> + '_ {
+    text.match_indices("\"probe_us\":").filter_map(|(at, key)| {
+        let digits = &text[at + key.len()..];
+        digits[..digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len())].parse().ok()
     })
 }
 
@@ -143,10 +150,10 @@ async fn delivery(
     words: usize,
     delta_ms: u64,
 ) -> Delivery {
-    let args = ["--demo-delta-ms", &delta_ms.to_string(), "--demo-reply-words", &words.to_string()];
+    let (delta, words, probe) = (delta_ms.to_string(), words.to_string(), PROBE_EVERY.to_string());
+    let args = ["--demo-delta-ms", &delta, "--demo-reply-words", &words, "--demo-probe-every", &probe];
     let server = Server::spawn(binary, dir, &args);
     let http = reqwest::Client::new();
-    let probes: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let mut readers = Vec::new();
     for session in 0..sessions {
@@ -156,19 +163,15 @@ async fn delivery(
             subscribe(&mut socket, &channel, None).await;
             next_text(&mut socket).await.expect("subscribed");
             next_text(&mut socket).await.expect("snapshot");
-            let (probes, latencies) = (Arc::clone(&probes), Arc::clone(&latencies));
+            let latencies = Arc::clone(&latencies);
             readers.push(tokio::spawn(async move {
                 let mut frames = 0u64;
                 while let Some(text) = next_text(&mut socket).await {
                     frames += count_frames(&text) as u64;
-                    if text.contains("\"renamed\"") {
-                        let received = Instant::now();
-                        let probes = probes.lock().expect("probes");
-                        for id in probe_ids(&text) {
-                            if let Some(sent) = probes.get(id) {
-                                latencies.lock().expect("latencies").push((received - *sent).as_secs_f64() * 1e3);
-                            }
-                        }
+                    let received = unix_micros();
+                    for sent in probe_times(&text) {
+                        let latency_ms = received.saturating_sub(sent) as f64 / 1e3;
+                        latencies.lock().expect("latencies").push(latency_ms);
                     }
                     if text.contains("\"run_finished\"") {
                         break;
@@ -182,35 +185,11 @@ async fn delivery(
     for session in 0..sessions {
         post_send(&http, &server, &format!("load{session}"), "c1").await;
     }
-    let done = Arc::new(tokio::sync::Notify::new());
-    let prober = {
-        let (http, probes, done, base) = (http.clone(), Arc::clone(&probes), Arc::clone(&done), server.url(""));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            for n in 0u64.. {
-                tokio::select! {
-                    _ = done.notified() => break,
-                    _ = tick.tick() => {}
-                }
-                for session in 0..sessions {
-                    let id = format!("probe-{n}-{session}");
-                    probes.lock().expect("probes").insert(id.clone(), Instant::now());
-                    let _ = http
-                        .patch(format!("{base}/v1/sessions/load{session}"))
-                        .json(&json!({ "name": id }))
-                        .send()
-                        .await;
-                }
-            }
-        })
-    };
     let mut frames = 0;
     for reader in readers {
         frames += reader.await.expect("reader");
     }
     let seconds = started.elapsed().as_secs_f64();
-    done.notify_one();
-    let _ = prober.await;
     let mut latency_ms = std::mem::take(&mut *latencies.lock().expect("latencies"));
     latency_ms.sort_by(f64::total_cmp);
     Delivery { delta_ms, sessions, subscribers, frames, seconds, latency_ms }
@@ -346,6 +325,15 @@ async fn main() {
             "latency_p50_ms": p50,
             "latency_p99_ms": p99,
         }));
+    }
+    // The fan-out target: p99 at 1,000 subscribers under the paced load.
+    if let Some(case) = cases.iter().find(|case| case.sessions * case.subscribers == 1_000 && case.delta_ms == 20) {
+        let p99 = percentile(&case.latency_ms, 0.99);
+        let verdict = if p99 <= 10.0 { "met" } else { "NOT MET" };
+        let rate = case.frames as f64 / case.seconds;
+        println!(
+            "target: p99 publish->receive at 1,000 subscribers, {rate:.0} frames/s: {p99:.2} ms (<= 10) {verdict}"
+        );
     }
     println!(
         "idle connections: {idle}, server RSS {rss_before} KiB -> {rss_after} KiB, {bytes_per_idle:.0} bytes per connection"

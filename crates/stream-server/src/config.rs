@@ -59,6 +59,10 @@ pub struct Config {
     /// Words in the demo provider's reply.
     #[arg(long, env = "STREAM_DEMO_REPLY_WORDS", default_value_t = 60)]
     pub demo_reply_words: usize,
+    /// Every this many demo events, a status frame carrying its send time
+    /// (`probe_us`), for the benchmark's in-band latency probe; 0: none.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub demo_probe_every: usize,
     /// Executable of the `command` provider (JSON lines on stdout); the provider is offered only when set.
     #[arg(long, env = "STREAM_COMMAND")]
     pub command: Option<PathBuf>,

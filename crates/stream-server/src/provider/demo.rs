@@ -44,12 +44,22 @@ pub struct DemoConfig {
     pub delta_interval: Duration,
     /// Words in the reply after the tool call.
     pub reply_words: usize,
+    /// Every this many events, a `status` frame whose metadata carries the
+    /// time it was sent (`probe_us`, µs since the Unix epoch): the
+    /// benchmark's in-band probe of publish→receive latency. 0: none.
+    pub probe_every: usize,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { delta_interval: Duration::from_millis(30), reply_words: 60 }
+        Self { delta_interval: Duration::from_millis(30), reply_words: 60, probe_every: 0 }
     }
+}
+
+/// A usage event whose metadata is the time now, for the latency probe.
+fn probe() -> AgentEvent {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    AgentEvent::Usage(Usage { metadata: Some(json!({ "probe_us": now.as_micros() as u64 })), ..Usage::default() })
 }
 
 /// The demo provider.
@@ -101,7 +111,13 @@ impl Provider for DemoProvider {
         let stop = run.cancel.clone();
         let config = self.config;
         tokio::spawn(async move {
-            for event in script(&request, config.reply_words) {
+            for (index, event) in script(&request, config.reply_words).into_iter().enumerate() {
+                if config.probe_every > 0 && index % config.probe_every == 0 {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        sent = sender.send(probe().into()) => if sent.is_err() { return },
+                    }
+                }
                 // Text comes at the configured pace; the tool "works" for ten
                 // beats, so its card shows a running state and a duration.
                 let pause = match event {
@@ -152,8 +168,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn probes_carry_their_send_time_every_n_events() {
+        let config = DemoConfig { delta_interval: Duration::ZERO, reply_words: 10, probe_every: 4 };
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+        let mut run = DemoProvider::new(config).start(request());
+        let mut probes = Vec::new();
+        while let Some(event) = run.events.recv().await {
+            if let ProviderEvent::Item(item) = event
+                && let AgentEvent::Usage(Usage { metadata: Some(metadata), .. }) = item.event
+            {
+                probes.push(metadata["probe_us"].as_u64().expect("a time"));
+            }
+        }
+        // The script has 16 events: a probe goes before events 0, 4, 8 and 12.
+        assert_eq!(probes.len(), 4);
+        assert!(probes.iter().all(|&at| at >= before) && probes.is_sorted());
+    }
+
+    #[tokio::test]
     async fn a_run_ends_with_exit_and_a_cancel_stops_it() {
-        let provider = DemoProvider::new(DemoConfig { delta_interval: Duration::ZERO, reply_words: 5 });
+        let provider = DemoProvider::new(DemoConfig { delta_interval: Duration::ZERO, reply_words: 5, probe_every: 0 });
         let mut run = provider.start(request());
         let mut last = None;
         while let Some(event) = run.events.recv().await {
@@ -161,7 +195,8 @@ mod tests {
         }
         assert_eq!(last, Some(ProviderEvent::Exit { status: Outcome::Complete, exit_code: None, error: None }));
 
-        let provider = DemoProvider::new(DemoConfig { delta_interval: Duration::from_secs(60), reply_words: 5 });
+        let provider =
+            DemoProvider::new(DemoConfig { delta_interval: Duration::from_secs(60), reply_words: 5, probe_every: 0 });
         let mut run = provider.start(request());
         run.events.recv().await.unwrap();
         run.cancel.cancel();

@@ -157,6 +157,7 @@ impl Providers {
             DemoProvider::new(DemoConfig {
                 delta_interval: Duration::from_millis(config.demo_delta_ms),
                 reply_words: config.demo_reply_words,
+                probe_every: config.demo_probe_every,
             }),
         );
         if let Some(program) = &config.command {
