@@ -9,7 +9,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 use stream_core::frame::{FrameBody, Renamed, is_valid_session_id};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
@@ -90,20 +90,64 @@ fn counted<T>(state: &AppState, result: AppResult<T>) -> AppResult<T> {
     result
 }
 
-async fn list_sessions(State(state): State<Arc<AppState>>) -> AppResult<Json<Vec<Value>>> {
+/// One entry of `GET /v1/sessions` (the package's `SessionSummary`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionSummary {
+    /// The session.
+    pub session_id: String,
+    /// Its name, once it has one.
+    pub name: Option<String>,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at: u64,
+    /// Last change, ms since the Unix epoch.
+    pub updated_at: u64,
+    /// The provider it was created with; its sends use it.
+    pub provider: Option<String>,
+    /// What it has cost in US dollars, when its provider said.
+    pub cost_usd: Option<f64>,
+    /// Whether a run is going.
+    pub running: bool,
+}
+
+/// The answer to `POST /v1/sessions` (the package's `CreatedSession`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreatedSession {
+    /// The id the server chose.
+    pub session_id: String,
+    /// Its name.
+    pub name: String,
+    /// The provider its sends use, when one was named.
+    pub provider: Option<String>,
+}
+
+/// The answer to a send (`202`): the run it started and the user message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SendAccepted {
+    /// The run.
+    pub run_id: String,
+    /// The user message's id.
+    pub message_id: String,
+}
+
+/// The answer to an abort (`202`): the run being stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AbortAccepted {
+    /// The run.
+    pub run_id: String,
+}
+
+async fn list_sessions(State(state): State<Arc<AppState>>) -> AppResult<Json<Vec<SessionSummary>>> {
     let rows = state.hub.store().sessions().await?;
     Ok(Json(
         rows.into_iter()
-            .map(|row| {
-                json!({
-                    "session_id": row.id,
-                    "name": row.name,
-                    "created_at": row.created_at,
-                    "updated_at": row.updated_at,
-                    "provider": row.provider,
-                    "cost_usd": row.cost_usd,
-                    "running": state.hub.is_running(&row.id),
-                })
+            .map(|row| SessionSummary {
+                running: state.hub.is_running(&row.id),
+                session_id: row.id,
+                name: row.name,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+                provider: row.provider,
+                cost_usd: row.cost_usd,
             })
             .collect(),
     ))
@@ -130,7 +174,7 @@ async fn get_session(State(state): State<Arc<AppState>>, Path(id): Path<String>)
 async fn create_session(
     State(state): State<Arc<AppState>>,
     body: Result<AppJson<CreateRequest>, AppError>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<CreatedSession>)> {
     let AppJson(request) = counted(&state, body)?;
     let name = valid_name(&state, request.name.as_deref().unwrap_or(DEFAULT_NAME))?;
     if let Some(provider) = &request.provider {
@@ -140,7 +184,10 @@ async fn create_session(
     let mut locked = state.hub.lock(&id, IfMissing::Create).await?.expect("a created session exists");
     locked.producer.provider.clone_from(&request.provider);
     append_renamed(&state, locked, name).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "session_id": id, "name": name, "provider": request.provider }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedSession { session_id: id, name: name.to_owned(), provider: request.provider }),
+    ))
 }
 
 /// Name of a session created without one.
@@ -184,17 +231,20 @@ async fn send_message(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     body: Result<AppJson<SendRequest>, AppError>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<SendAccepted>)> {
     session_id(&state, &id)?;
     let AppJson(request) = counted(&state, body)?;
     let answer = counted(&state, runs::send(&state, &id, request).await)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": answer.run_id, "message_id": answer.message_id }))))
+    Ok((StatusCode::ACCEPTED, Json(SendAccepted { run_id: answer.run_id, message_id: answer.message_id })))
 }
 
-async fn abort_run(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AppResult<(StatusCode, Json<Value>)> {
+async fn abort_run(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<(StatusCode, Json<AbortAccepted>)> {
     session_id(&state, &id)?;
     let run_id = runs::abort(&state, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run_id }))))
+    Ok((StatusCode::ACCEPTED, Json(AbortAccepted { run_id })))
 }
 
 /// The test hook: closes every WebSocket; runs go on.

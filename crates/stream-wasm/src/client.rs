@@ -31,7 +31,7 @@ struct SessionCache {
 /// two refreshes brings the cache up to date; what it took in is kept here
 /// until told, so no listener misses a change.
 #[derive(Default, serde::Serialize)]
-struct SessionChange {
+pub(crate) struct SessionChange {
     /// Whether the id list changed (`messageIds` is a new array).
     ids: bool,
     /// Whether the top-level id list changed (`topLevelIds` is a new array).

@@ -143,16 +143,20 @@ export interface RunningList {
 }
 "#;
 
-/// The TypeScript types above are written by hand: this checks them against
-/// what the Rust types serialise, field by field and variant by variant, so
-/// a field added on one side and not the other fails here.
+/// The TypeScript types above, and the REST types in `js/src/transport.ts`,
+/// are written by hand: this checks them against what the Rust types
+/// serialise, field by field and variant by variant, so a field added on one
+/// side and not the other fails here.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod types_match_rust {
     use std::collections::BTreeSet;
 
     use serde::Serialize;
     use serde_json::{Value, json};
-    use stream_core::message::{Message, MessageStatus, Role, ToolCall, ToolCallState, ToolResult, Usage};
+    use stream_core::frame::{RunInfo, Running};
+    use stream_core::message::{Message, MessageStatus, Outcome, Role, ToolCall, ToolCallState, ToolResult, Usage};
+    use stream_core::processing::RunningEntry;
+    use stream_core::{ResyncReason, RunEvent};
 
     /// The TypeScript section as written above (the macro takes the constant itself).
     static TYPES: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
@@ -161,16 +165,44 @@ mod types_match_rust {
         &source[start..start + source[start..].find("\"#;").expect("its end")]
     });
 
-    /// The field names of `export interface NAME { ... }`.
+    /// The transport's REST types.
+    const TRANSPORT: &str = include_str!("../js/src/transport.ts");
+
+    /// The field names of `export interface NAME { ... }` in the section.
     fn declared(interface: &str) -> BTreeSet<String> {
-        let start = TYPES.find(&format!("export interface {interface} {{")).expect("the interface is declared");
-        let body = &TYPES[start..start + TYPES[start..].find("\n}").expect("its end")];
+        declared_in(&TYPES, interface)
+    }
+
+    /// The field names of `export interface NAME { ... }` in `source`.
+    fn declared_in(source: &str, interface: &str) -> BTreeSet<String> {
+        let head = format!("export interface {interface} ");
+        let start = source.find(&head).unwrap_or_else(|| panic!("{interface} is declared"));
+        let body = &source[start..start + source[start..].find("\n}").expect("its end")];
         body.lines()
             .skip(1)
             .map(str::trim)
             .filter(|line| !line.starts_with("/**") && !line.starts_with('*') && !line.is_empty())
             .filter_map(|line| line.split([':', '?']).next())
             .map(str::to_owned)
+            .collect()
+    }
+
+    /// The field names of each `{ ... }` member of the union `export type NAME =`.
+    fn union_members(name: &str) -> Vec<BTreeSet<String>> {
+        let head = format!("export type {name} =");
+        let start = TYPES.find(&head).unwrap_or_else(|| panic!("{name} is declared")) + head.len();
+        let union = &TYPES[start..start + TYPES[start..].find(";\n").expect("its end")];
+        // One member per line (`| { ... }`): a member's field may be a union itself.
+        union
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("| {")?.trim_end().strip_suffix('}').map(str::to_owned))
+            .map(|body| {
+                body.split(';')
+                    .filter_map(|field| field.split([':', '?']).next())
+                    .map(|field| field.trim().to_owned())
+                    .filter(|field| !field.is_empty())
+                    .collect()
+            })
             .collect()
     }
 
@@ -257,5 +289,69 @@ mod types_match_rust {
             .map(|union| union.split('|').map(|part| part.trim().trim_matches('"').to_owned()).collect())
             .unwrap();
         assert_eq!(declared_statuses, expected);
+        assert_eq!(keys(&crate::client::SessionChange::default()), declared("SessionChange"));
+        assert_eq!(keys(&stream_core::Cursor { epoch: Some("e".into()), seq: 1 }), declared("Cursor"));
+        let run = RunInfo { run_id: "r".into(), provider: "p".into(), started_at: 1 };
+        assert_eq!(keys(&run), declared("RunInfo"));
+        assert_eq!(keys(&Running { rev: 1, sessions: vec![] }), declared("RunningList"));
+    }
+
+    #[test]
+    fn every_union_member_is_declared_and_nothing_more() {
+        let members = |values: Vec<serde_json::Value>| -> Vec<BTreeSet<String>> {
+            values.iter().map(|value| value.as_object().expect("an object").keys().cloned().collect()).collect()
+        };
+        let events = [
+            RunEvent::Started { info: RunInfo { run_id: "r".into(), provider: "p".into(), started_at: 1 }, seq: 1 },
+            RunEvent::Finished { seq: 2, run_id: "r".into(), status: Outcome::Complete, aborted: false },
+            RunEvent::Idle { seq: 3 },
+        ];
+        let events =
+            events.iter().map(|event| serde_json::to_value(crate::convert::RunEventView::from(event)).unwrap());
+        assert_eq!(members(events.collect()), union_members("RunEvent"));
+        let hash = stream_core::StateHash(1);
+        let reasons = [
+            ResyncReason::Overflow { held_frames: 1, held_bytes: 1 },
+            ResyncReason::EpochChanged { from: None, to: "e".into() },
+            ResyncReason::Stalled { after_seq: 1, held_frames: 1, waited_ms: 1 },
+            ResyncReason::Diverged { expected: hash, actual: hash },
+            ResyncReason::Unsubscribed { reason: "r".into() },
+        ];
+        assert_eq!(
+            members(reasons.iter().map(|r| serde_json::to_value(r).unwrap()).collect()),
+            union_members("ResyncReason")
+        );
+        let entries = [
+            RunningEntry::Local { marked_at: 1 },
+            RunningEntry::Run { run_id: "r".into(), provider: "p".into(), started_at: 1, notice: Some("n".into()) },
+        ];
+        assert_eq!(
+            members(entries.iter().map(|e| serde_json::to_value(e).unwrap()).collect()),
+            union_members("RunningEntry")
+        );
+    }
+
+    #[test]
+    fn the_transports_rest_types_are_what_the_server_answers() {
+        use stream_server::rest::{CreatedSession, SessionSummary};
+        let summary = SessionSummary {
+            session_id: "s".into(),
+            name: None,
+            created_at: 1,
+            updated_at: 1,
+            provider: None,
+            cost_usd: None,
+            running: false,
+        };
+        assert_eq!(keys(&summary), declared_in(TRANSPORT, "SessionSummary"));
+        let created = CreatedSession { session_id: "s".into(), name: "n".into(), provider: None };
+        assert_eq!(keys(&created), declared_in(TRANSPORT, "CreatedSession"));
+        let provider = stream_server::provider::ProviderInfo {
+            name: "d".into(),
+            kind: "demo",
+            model: Some("m".into()),
+            default: true,
+        };
+        assert_eq!(keys(&provider), declared_in(TRANSPORT, "ProviderInfo"));
     }
 }

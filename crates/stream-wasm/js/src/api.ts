@@ -25,6 +25,7 @@ export type {
 export { StreamClient } from "./transport.js";
 export type {
   ConnectionState,
+  CreatedSession,
   ProviderInfo,
   SessionInfo,
   SessionSnapshot,

@@ -66,6 +66,14 @@ export interface SessionSummary {
   running: boolean;
 }
 
+/** The answer to `POST /v1/sessions`. */
+export interface CreatedSession {
+  session_id: string;
+  name: string;
+  /** The provider its sends use, when one was named. */
+  provider: string | null;
+}
+
 /** One entry of `GET /v1/providers`. */
 export interface ProviderInfo {
   name: string;
@@ -298,7 +306,7 @@ export class StreamClient {
 
   /** Creates a session with a server-chosen id (named "New session" without
    *  `name`); with `provider`, its sends use that provider. */
-  createSession(name?: string, provider?: string): Promise<{ session_id: string; name: string; provider: string | null }> {
+  createSession(name?: string, provider?: string): Promise<CreatedSession> {
     return this.call("/v1/sessions", "POST", { ...(name === undefined ? {} : { name }), ...(provider === undefined ? {} : { provider }) });
   }
 
