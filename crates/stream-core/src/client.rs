@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::frame::{ControlFrame, FrameError, ParsedFrame, ServerFrame, parse_client_message};
 use crate::optimistic::SendOutcome;
-use crate::processing::ProcessingMap;
+use crate::running::RunningMap;
 use crate::session::{EngineConfig, IngestReport, ResyncReason, SessionEngine};
 
 /// What one socket message (or timeout) did across the sessions.
@@ -35,7 +35,7 @@ pub struct ClientReport {
 pub struct Client {
     config: EngineConfig,
     sessions: FxHashMap<String, SessionEngine>,
-    running: ProcessingMap,
+    running: RunningMap,
 }
 
 impl Client {
@@ -45,7 +45,7 @@ impl Client {
     }
 
     /// A client whose engines use `config`, with `running` as its running map.
-    pub fn with_config(config: EngineConfig, running: ProcessingMap) -> Self {
+    pub fn with_config(config: EngineConfig, running: RunningMap) -> Self {
         Self { config, sessions: FxHashMap::default(), running }
     }
 
@@ -79,7 +79,7 @@ impl Client {
     }
 
     /// Which sessions are running.
-    pub fn running(&self) -> &ProcessingMap {
+    pub fn running(&self) -> &RunningMap {
         &self.running
     }
 

@@ -15,7 +15,7 @@
 //! | [`resync`] | why a client must resubscribe |
 //! | [`reducer`] | the session state and the apply function |
 //! | [`optimistic`] | pending local sends and echo dedupe |
-//! | [`processing`] | the map of running sessions |
+//! | [`running`] | the map of running sessions |
 //! | [`state_hash`] | the canonical 64-bit state hash |
 //! | [`changes`] | what changed since the last read, as a patch plan |
 //! | [`threads`] | how messages nest under tool calls, kept from each patch |
@@ -32,11 +32,11 @@ pub mod frame;
 pub mod fuzzing;
 pub mod message;
 pub mod optimistic;
-pub mod processing;
 pub mod reducer;
 pub mod reorder;
 pub mod replay;
 pub mod resync;
+pub mod running;
 pub mod sequencer;
 pub mod session;
 pub mod state_hash;
@@ -48,8 +48,8 @@ pub use frame::{
     ClientFrame, ControlFrame, FrameBody, FrameError, FrameErrorKind, SequencedFrame, ServerFrame, Snapshot,
 };
 pub use message::{Message, MessageStatus, Role};
-pub use processing::ProcessingMap;
 pub use reducer::{RunEvent, SessionState};
 pub use reorder::Cursor;
+pub use running::RunningMap;
 pub use session::{EngineConfig, IngestReport, ResyncReason, SessionEngine};
 pub use state_hash::StateHash;

@@ -15,8 +15,8 @@ use proptest::test_runner::{Config, RngSeed};
 use stream_core::frame::{ControlFrame, MessageStarted, Running, RunningSession};
 use stream_core::fuzzing::{self, BodyPick, CHANNEL};
 use stream_core::message::{MessageStatus, Role};
-use stream_core::processing::{ProcessingMap, RunningEntry};
 use stream_core::reorder::ReorderLimits;
+use stream_core::running::{RunningEntry, RunningMap};
 use stream_core::{Client, EngineConfig, FrameBody, SequencedFrame, SessionEngine, SessionState};
 
 /// Bound of the reorder buffer in these tests; schedules displace frames by less.
@@ -342,7 +342,7 @@ fn check_local_sends(ops: &[(u8, u8, bool)], echo_ids: bool) -> Result<(), TestC
 /// happen and receives `running` lists of any past rev, late and out of order.
 fn check_running_map(ops: &[(u8, u8, u8)]) -> Result<(), TestCaseError> {
     const SESSIONS: [&str; 3] = ["a", "b", "c"];
-    let mut map = ProcessingMap::new(50);
+    let mut map = RunningMap::new(50);
     // Server model: per session the channel's last seq and its running run.
     let mut last_seq = [0u64; 3];
     let mut running: [Option<u64>; 3] = [None; 3];

@@ -1,4 +1,4 @@
-//! The map of sessions that are processing (have a run going), as a client
+//! The map of sessions that are running (have a run going), as a client
 //! sees it: fed by local sends, by `run_started`/`run_finished` frames and by
 //! the server's `running` lists, which may arrive late or out of order.
 //!
@@ -52,7 +52,7 @@ impl RunningEntry {
 
 /// Running sessions, by id (sorted, so listing is stable).
 #[derive(Debug, Clone)]
-pub struct ProcessingMap {
+pub struct RunningMap {
     entries: BTreeMap<String, RunningEntry>,
     /// The seq of the last `run_finished` applied in each session.
     finished_at_seq: FxHashMap<String, u64>,
@@ -63,13 +63,13 @@ pub struct ProcessingMap {
     changed: bool,
 }
 
-impl Default for ProcessingMap {
+impl Default for RunningMap {
     fn default() -> Self {
         Self::new(DEFAULT_LOCAL_GRACE_MS)
     }
 }
 
-impl ProcessingMap {
+impl RunningMap {
     /// An empty map; local marks survive `local_grace_ms` of lists without them.
     pub fn new(local_grace_ms: u64) -> Self {
         Self {
@@ -259,13 +259,13 @@ mod tests {
         }
     }
 
-    fn ids(map: &ProcessingMap) -> Vec<&str> {
+    fn ids(map: &RunningMap) -> Vec<&str> {
         map.entries().keys().map(String::as_str).collect()
     }
 
     #[test]
     fn local_marks_survive_the_grace_period_then_clear() {
-        let mut map = ProcessingMap::new(1_000);
+        let mut map = RunningMap::new(1_000);
         map.mark_local("s1", 0);
         assert!(map.take_changed());
         assert!(map.sync(&running(1, &[]), 500));
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_failed_start_clears_its_local_mark_but_never_a_reported_run() {
-        let mut map = ProcessingMap::default();
+        let mut map = RunningMap::default();
         map.mark_local("mine", 0);
         map.run_started("theirs", "r1", "demo", 1, 1);
         map.take_changed();
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn sync_clears_sessions_the_server_no_longer_reports() {
-        let mut map = ProcessingMap::default();
+        let mut map = RunningMap::default();
         map.sync(&running(1, &[("a", "r1", 1), ("b", "r2", 1)]), 0);
         map.sync(&running(2, &[("b", "r2", 1)]), 0);
         assert_eq!(ids(&map), vec!["b"]);
@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn an_older_rev_is_ignored() {
-        let mut map = ProcessingMap::default();
+        let mut map = RunningMap::default();
         map.sync(&running(5, &[]), 0);
         assert!(!map.sync(&running(4, &[("a", "r1", 1)]), 0));
         assert!(!map.sync(&running(5, &[("a", "r1", 1)]), 0));
@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn frames_update_at_once_and_a_late_list_cannot_revive_a_finished_run() {
-        let mut map = ProcessingMap::default();
+        let mut map = RunningMap::default();
         map.run_started("a", "r1", "demo", 1, 1);
         assert_eq!(ids(&map), vec!["a"]);
         map.run_finished("a", "r1", 9);
@@ -325,7 +325,7 @@ mod tests {
 
     #[test]
     fn an_older_finish_does_not_end_a_newer_run() {
-        let mut map = ProcessingMap::default();
+        let mut map = RunningMap::default();
         map.run_finished("a", "r1", 9);
         map.run_started("a", "r2", "demo", 1, 10);
         map.run_finished("a", "r1", 9);
