@@ -5,7 +5,7 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::threads::ThreadChanges;
+use crate::client::threads::ThreadChanges;
 
 /// Ids of messages changed (created, updated or removed) since the last patch.
 #[derive(Debug, Clone, Default)]

@@ -6,9 +6,9 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use crate::client::session::{EngineConfig, SessionEngine};
 use crate::frame::*;
 use crate::message::{Outcome, Role, Usage};
-use crate::session::{EngineConfig, SessionEngine};
 
 /// The channel generated frames belong to.
 pub const CHANNEL: &str = "fuzz";
@@ -273,7 +273,12 @@ pub enum Op {
 pub fn run(ops: &[Op]) {
     let mut mirror: Vec<crate::Message> = Vec::new();
     let config = EngineConfig {
-        reorder: crate::reorder::ReorderLimits { max_frames: 16, max_bytes: 4096, stall_ms: 50, max_stall_ms: 400 },
+        reorder: crate::client::reorder::ReorderLimits {
+            max_frames: 16,
+            max_bytes: 4096,
+            stall_ms: 50,
+            max_stall_ms: 400,
+        },
         ..EngineConfig::default()
     };
     let mut engine = SessionEngine::with_config(CHANNEL, config);
@@ -350,7 +355,7 @@ fn follow_patch(mirror: &mut Vec<crate::Message>, engine: &mut SessionEngine) {
     let ids_after: Vec<&str> = mirror.iter().map(|message| message.id.as_str()).collect();
     assert!(patch.ids_changed || ids_before == ids_after, "the ids changed and the patch said not");
     // The nesting kept from patches equals the nesting of the list as it is.
-    let mut fresh = crate::threads::Threads::default();
+    let mut fresh = crate::client::threads::Threads::default();
     fresh.follow(messages.len(), |i| messages[i], &[], 0, 0);
     let kept = engine.threads();
     assert_eq!(kept.top(), fresh.top(), "the top-level messages");

@@ -12,11 +12,11 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
+use stream_core::client::ReorderLimits;
+use stream_core::client::{RunningEntry, RunningMap};
 use stream_core::frame::{ControlFrame, MessageStarted, Running, RunningSession};
 use stream_core::fuzzing::{self, BodyPick, CHANNEL};
 use stream_core::message::{MessageStatus, Role};
-use stream_core::reorder::ReorderLimits;
-use stream_core::running::{RunningEntry, RunningMap};
 use stream_core::{Client, EngineConfig, FrameBody, SequencedFrame, SessionEngine, SessionState};
 
 /// Bound of the reorder buffer in these tests; schedules displace frames by less.

@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use stream_core::frame::{ControlFrame, FrameBody, ProtocolError, RunInfo, SubscribeMode, Subscribed, Unsubscribed};
-use stream_core::replay::{ReplayRing, RingLimits, RunningIndex, is_evictable};
-use stream_core::sequencer::ChannelSequencer;
+use stream_core::server::ChannelSequencer;
+use stream_core::server::{ReplayRing, RingLimits, RunningIndex, is_evictable};
 use stream_core::{SequencedFrame, ServerFrame, Snapshot};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -849,7 +849,7 @@ mod tests {
 
     use super::*;
     use stream_core::frame::Renamed;
-    use stream_core::replay::{Verdict, verdict};
+    use stream_core::server::{Verdict, verdict};
 
     struct TestHub {
         hub: Hub,

@@ -113,7 +113,7 @@ impl AppState {
             store,
             Arc::clone(&metrics),
             HubConfig {
-                ring: stream_core::replay::RingLimits { max_frames: config.ring_frames, max_bytes: config.ring_bytes },
+                ring: stream_core::server::RingLimits { max_frames: config.ring_frames, max_bytes: config.ring_bytes },
                 retention_ms: config.retention_ms,
                 log_retention: hub::LogRetention {
                     max_frames: config.retain_frames,

@@ -13,7 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use stream_core::frame::{ClientFrame, ControlFrame, Hello, PROTOCOL_VERSION, Pong, SubscribeMode, Unsubscribed};
-use stream_core::replay::{Verdict, verdict};
+use stream_core::server::{Verdict, verdict};
 use tokio::sync::watch;
 use tokio::time::Instant;
 

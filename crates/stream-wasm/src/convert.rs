@@ -9,9 +9,9 @@
 use std::cell::RefCell;
 
 use serde::Serialize;
+use stream_core::client::SendOutcome;
 use stream_core::frame::FrameError;
 use stream_core::message::Outcome;
-use stream_core::optimistic::SendOutcome;
 use stream_core::{ClientReport, IngestReport, ResyncReason, RunEvent};
 use wasm_bindgen::prelude::*;
 

@@ -153,9 +153,9 @@ mod types_match_rust {
 
     use serde::Serialize;
     use serde_json::{Value, json};
+    use stream_core::client::RunningEntry;
     use stream_core::frame::{RunInfo, Running};
     use stream_core::message::{Message, MessageStatus, Outcome, Role, ToolCall, ToolCallState, ToolResult, Usage};
-    use stream_core::running::RunningEntry;
     use stream_core::{ResyncReason, RunEvent};
 
     /// The TypeScript section as written above (the macro takes the constant itself).

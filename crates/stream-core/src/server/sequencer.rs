@@ -198,9 +198,9 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+    use crate::client::session::SessionEngine;
     use crate::frame::*;
     use crate::message::Outcome;
-    use crate::session::SessionEngine;
 
     fn run_started(run: &str) -> FrameBody {
         FrameBody::RunStarted(RunStarted { run_id: run.into(), provider: "demo".into(), started_at: 1 })

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::resync::ResyncReason;
+use crate::client::resync::ResyncReason;
 
 /// What the buffer reads of a frame: its place in the sequence.
 pub trait Positioned {

@@ -4,17 +4,17 @@
 //! actions are returned.
 
 use crate::changes::{ChangedIds, ListShape, Patch};
+use crate::client::optimistic::{DEFAULT_ECHO_WINDOW_MS, PendingSends, SendOutcome};
+use crate::client::reorder::{Cursor, Offer, ReorderBuffer, ReorderLimits};
+pub use crate::client::resync::ResyncReason;
+use crate::client::threads::Threads;
 use crate::frame::{
     ClientFrame, ControlFrame, DEFAULT_MAX_MESSAGE_BYTES, FrameBody, FrameError, ParsedFrame, SequencedFrame,
     ServerFrame, Snapshot, parse_client_message,
 };
 use crate::message::{Message, Role};
-use crate::optimistic::{DEFAULT_ECHO_WINDOW_MS, PendingSends, SendOutcome};
 use crate::reducer::{RunEvent, SessionState};
-use crate::reorder::{Cursor, Offer, ReorderBuffer, ReorderLimits};
-pub use crate::resync::ResyncReason;
 use crate::state_hash::StateHash;
-use crate::threads::Threads;
 
 /// Settings of an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

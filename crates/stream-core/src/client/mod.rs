@@ -5,13 +5,33 @@
 //! (the heartbeat a `hello` sets) comes back as data. Other control frames
 //! (`subscribed`, `pong`, `protocol_error`) ask nothing of a client and are
 //! not read. The transport only moves bytes and arms timers.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `session` | the engine of one session, which ties the others together ([`SessionEngine`]) |
+//! | `reorder` | the per-channel reorder buffer ([`Cursor`], [`ReorderLimits`]) |
+//! | `resync` | why a client must resubscribe ([`ResyncReason`]) |
+//! | `optimistic` | pending local sends and echo dedupe ([`SendOutcome`]) |
+//! | `running` | the map of running sessions ([`RunningMap`]) |
+//! | `threads` | how messages nest under tool calls, kept from each patch ([`Threads`]) |
+
+pub(crate) mod optimistic;
+pub(crate) mod reorder;
+pub(crate) mod resync;
+pub(crate) mod running;
+pub(crate) mod session;
+pub(crate) mod threads;
+
+pub use optimistic::{DEFAULT_ECHO_WINDOW_MS, SendOutcome};
+pub use reorder::{Cursor, ReorderLimits};
+pub use resync::ResyncReason;
+pub use running::{DEFAULT_LOCAL_GRACE_MS, RunningEntry, RunningMap};
+pub use session::{EngineConfig, IngestReport, SessionEngine};
+pub use threads::{ThreadChanges, Threads};
 
 use rustc_hash::FxHashMap;
 
 use crate::frame::{ControlFrame, FrameError, ParsedFrame, ServerFrame, parse_client_message};
-use crate::optimistic::SendOutcome;
-use crate::running::RunningMap;
-use crate::session::{EngineConfig, IngestReport, ResyncReason, SessionEngine};
 
 /// What one socket message (or timeout) did across the sessions.
 #[derive(Debug, Clone, Default, PartialEq)]
