@@ -3,14 +3,16 @@
 //! which it must be rebuilt. The plan is decided here, so a binding only
 //! builds the JS objects it names.
 
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 
 use crate::client::threads::ThreadChanges;
 
 /// Ids of messages changed (created, updated or removed) since the last patch.
 #[derive(Debug, Clone, Default)]
 pub struct ChangedIds {
-    ids: FxHashSet<String>,
+    /// Each id, with where its text started to grow when that is all that
+    /// changed (`Some(byte offset)`), or `None` when anything else did.
+    ids: FxHashMap<String, Option<usize>>,
     /// Set when so much changed that every message must be rebuilt.
     everything: bool,
     /// Set when the session's name changed.
@@ -20,9 +22,25 @@ pub struct ChangedIds {
 impl ChangedIds {
     /// Records a change to `id`.
     pub fn mark(&mut self, id: &str) {
-        // Checked first so that a streaming message costs no allocation per delta.
-        if !self.everything && !self.ids.contains(id) {
-            self.ids.insert(id.to_owned());
+        self.note(id, None);
+    }
+
+    /// Records that only the text of `id` grew, from byte `from` of it.
+    pub fn mark_appended(&mut self, id: &str, from: usize) {
+        self.note(id, Some(from));
+    }
+
+    fn note(&mut self, id: &str, appended_from: Option<usize>) {
+        if self.everything {
+            return;
+        }
+        // Looked up first so that a streaming message costs no allocation per delta.
+        match self.ids.get_mut(id) {
+            // Anything but more text, or text from earlier on: the wider change stays.
+            Some(change) => *change = change.zip(appended_from).map(|(earlier, from)| earlier.min(from)),
+            None => {
+                self.ids.insert(id.to_owned(), appended_from);
+            }
         }
     }
 
@@ -48,10 +66,8 @@ impl ChangedIds {
             into.mark_everything();
         }
         into.renamed |= std::mem::take(&mut self.renamed);
-        for id in self.ids.drain() {
-            if !into.everything {
-                into.ids.insert(id);
-            }
+        for (id, appended_from) in self.ids.drain() {
+            into.note(&id, appended_from);
         }
     }
 
@@ -77,10 +93,13 @@ impl ChangedIds {
         } else {
             now.len
         };
-        let mut updated = Vec::new();
-        for id in self.ids.drain() {
+        let (mut updated, mut appended) = (Vec::new(), Vec::new());
+        for (id, appended_from) in self.ids.drain() {
             match position(&id) {
-                Some(at) if at < shared => updated.push(at),
+                Some(at) if at < shared => match appended_from {
+                    Some(from) => appended.push((at, from)),
+                    None => updated.push(at),
+                },
                 // A confirmed message new since the last patch: in the tail.
                 Some(_) => rebuild_from = rebuild_from.min(shared),
                 None if deleted(&id) => rebuild_from = 0,
@@ -89,9 +108,11 @@ impl ChangedIds {
             }
         }
         updated.retain(|&at| at < rebuild_from);
+        appended.retain(|&(at, _)| at < rebuild_from);
         Patch {
             rebuild_from,
             updated,
+            appended,
             len: now.len,
             ids_changed: rebuild_from < before.len.max(now.len),
             renamed,
@@ -118,6 +139,10 @@ pub struct Patch {
     /// Positions before `rebuild_from` whose message changed in place, each
     /// once, in no particular order.
     pub updated: Vec<usize>,
+    /// Positions before `rebuild_from` whose message only had text added,
+    /// with the byte of its text where the addition starts: a binding
+    /// extends the text it holds rather than building the message again.
+    pub appended: Vec<(usize, usize)>,
     /// The list's length now.
     pub len: usize,
     /// Whether the list of ids may have changed (an entry added, removed or moved).
@@ -131,7 +156,11 @@ pub struct Patch {
 impl Patch {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.rebuild_from == self.len && self.updated.is_empty() && !self.ids_changed && !self.renamed
+        self.rebuild_from == self.len
+            && self.updated.is_empty()
+            && self.appended.is_empty()
+            && !self.ids_changed
+            && !self.renamed
     }
 }
 
@@ -159,6 +188,18 @@ mod tests {
         let patch = changed.plan(shape(10, 10), shape(10, 10), at, |_| false);
         assert_eq!(patch, Patch { rebuild_from: 10, updated: vec![3], len: 10, ..Patch::default() });
         assert!(changed.is_empty());
+    }
+
+    #[test]
+    fn text_added_to_a_message_is_an_append_to_its_text_and_any_other_change_wins() {
+        let mut changed = ChangedIds::default();
+        changed.mark_appended("m3", 10);
+        changed.mark_appended("m3", 14);
+        changed.mark_appended("m5", 7);
+        changed.mark("m5");
+        let mut patch = changed.plan(shape(10, 10), shape(10, 10), at, |_| false);
+        patch.appended.sort_unstable();
+        assert_eq!((patch.updated, patch.appended), (vec![5], vec![(3, 10)]));
     }
 
     #[test]

@@ -350,6 +350,11 @@ fn follow_patch(mirror: &mut Vec<crate::Message>, engine: &mut SessionEngine) {
     for &at in &patch.updated {
         mirror[at] = messages[at].clone();
     }
+    for &(at, from) in &patch.appended {
+        // Only text was added, from where the copy's text ends.
+        assert_eq!(mirror[at].content.len(), from, "an append from where the text ended");
+        mirror[at].content.push_str(&messages[at].content[from..]);
+    }
     mirror.extend(messages[patch.rebuild_from..].iter().map(|&message| message.clone()));
     assert!(mirror.iter().eq(messages.iter().copied()), "a change the patch did not name");
     let ids_after: Vec<&str> = mirror.iter().map(|message| message.id.as_str()).collect();

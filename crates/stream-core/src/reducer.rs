@@ -187,8 +187,16 @@ impl SessionState {
                 }
             }
             FrameBody::Delta(delta) => {
-                if let Some(i) = self.slot(&delta.message_id, Role::Assistant) {
-                    self.messages[i].content.push_str(&delta.content);
+                if let Some((i, created)) = self.place(&delta.message_id, Role::Assistant) {
+                    let content = &mut self.messages[i].content;
+                    let from = content.len();
+                    content.push_str(&delta.content);
+                    // Only its text grew: a binding extends the message's text.
+                    if created {
+                        self.changed.mark(&delta.message_id);
+                    } else {
+                        self.changed.mark_appended(&delta.message_id, from);
+                    }
                 }
             }
             FrameBody::ToolCall(frame) => {
@@ -291,9 +299,15 @@ impl SessionState {
     /// before its `message_started`: nothing is dropped. Marks it changed.
     /// `None` when the id was deleted.
     fn slot(&mut self, id: &str, role: Role) -> Option<usize> {
+        let (i, _) = self.place(id, role)?;
+        self.changed.mark(id);
+        Some(i)
+    }
+
+    /// Like `slot`, without marking; also says whether the message is new.
+    fn place(&mut self, id: &str, role: Role) -> Option<(usize, bool)> {
         if let Some(&i) = self.index.get(id) {
-            self.changed.mark(id);
-            return Some(i);
+            return Some((i, false));
         }
         if self.deleted.contains(id) {
             return None;
@@ -308,8 +322,7 @@ impl SessionState {
         let i = self.messages.len();
         self.messages.push(Message::new(id, role, status));
         self.index.insert(id.to_owned(), i);
-        self.changed.mark(id);
-        Some(i)
+        Some((i, true))
     }
 
     fn close_tool_call(&mut self, call_id: &str, state: ToolCallState, error: Option<String>) {
@@ -594,8 +607,9 @@ mod tests {
         // Touched again in place, each is named once.
         apply_all(&mut state, vec![delta("b", "x"), delta("a", "y"), delta("b", "z")]);
         let mut patch = std::mem::take(state.changed_mut()).plan(now, now, |id| state.position_of(id), |_| false);
-        patch.updated.sort_unstable();
-        assert_eq!((patch.rebuild_from, patch.updated), (2, vec![0, 1]));
+        patch.appended.sort_unstable();
+        // Only their text grew: each from where its text ended.
+        assert_eq!((patch.rebuild_from, patch.updated, patch.appended), (2, vec![], vec![(0, 2), (1, 1)]));
         assert!(state.changed_mut().is_empty());
     }
 

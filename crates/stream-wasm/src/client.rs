@@ -62,7 +62,8 @@ impl SessionChange {
             self.calls.clear();
             return;
         }
-        let positions = patch.updated.iter().copied().chain(patch.rebuild_from..patch.len);
+        let grown = patch.appended.iter().map(|&(at, _)| at);
+        let positions = patch.updated.iter().copied().chain(grown).chain(patch.rebuild_from..patch.len);
         self.messages.extend(positions.filter_map(|at| engine.messages().nth(at)).map(|message| message.id.clone()));
         self.calls.extend(patch.threads.calls.iter().cloned());
     }

@@ -4,9 +4,9 @@
 //! array are new only when they changed. It follows the plan; it decides
 //! nothing.
 
-use js_sys::Array;
+use js_sys::{Array, JsString, Object, Reflect};
 use stream_core::{Patch, SessionEngine};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::convert::to_js;
 
@@ -43,11 +43,23 @@ impl IdArray {
     }
 }
 
+/// The JS object of one message, as far as it is still right.
+#[derive(Clone, Default)]
+enum Slot {
+    /// Not built since the message last changed.
+    #[default]
+    Stale,
+    /// Right, with the length in bytes of the text it holds.
+    Built(JsValue, usize),
+    /// Right but for text added after its first `len` bytes.
+    Grown(JsValue, usize),
+}
+
 /// The cached JS side of one session's message list.
 #[derive(Default)]
 pub(crate) struct MessageCache {
-    /// By position; `None` until read since the message last changed.
-    objects: Vec<Option<JsValue>>,
+    /// By position.
+    objects: Vec<Slot>,
     /// The ids, in order.
     ids: IdArray,
     /// The ids of the messages shown at the top level, in order.
@@ -66,9 +78,15 @@ impl MessageCache {
         }
         self.objects.truncate(patch.rebuild_from);
         for &at in &patch.updated {
-            self.objects[at] = None;
+            self.objects[at] = Slot::Stale;
         }
-        self.objects.resize(patch.len, None);
+        for &(at, _) in &patch.appended {
+            // A grown object stays grown from the same text, a stale one stale.
+            if let Slot::Built(object, len) = &self.objects[at] {
+                self.objects[at] = Slot::Grown(object.clone(), *len);
+            }
+        }
+        self.objects.resize(patch.len, Slot::Stale);
         if patch.ids_changed {
             // The entries before `rebuild_from` are the same messages.
             self.ids.keep(patch.rebuild_from);
@@ -81,17 +99,23 @@ impl MessageCache {
             self.list_updates.clear();
         } else if self.list.is_some() {
             self.list_updates.extend_from_slice(&patch.updated);
+            self.list_updates.extend(patch.appended.iter().map(|&(at, _)| at));
         }
     }
 
     /// The object of the message at `position`.
     pub(crate) fn object_at(&mut self, engine: &SessionEngine, position: usize) -> JsValue {
-        let slot = &mut self.objects[position];
-        if let Some(object) = slot {
-            return object.clone();
-        }
-        let object = engine.messages().nth(position).map_or(JsValue::UNDEFINED, to_js);
-        *slot = Some(object.clone());
+        let Some(message) = engine.messages().nth(position) else { return JsValue::UNDEFINED };
+        let object = match std::mem::take(&mut self.objects[position]) {
+            Slot::Built(object, len) => {
+                self.objects[position] = Slot::Built(object.clone(), len);
+                return object;
+            }
+            // A copy of the old object with the added text: no walk of the message.
+            Slot::Grown(base, len) => extended(&base, &message.content[len..]),
+            Slot::Stale => to_js(message),
+        };
+        self.objects[position] = Slot::Built(object.clone(), message.content.len());
         object
     }
 
@@ -138,15 +162,25 @@ impl MessageCache {
 
     /// The whole array; the messages with no object yet built in one crossing.
     fn built(&mut self, engine: &SessionEngine) -> Array {
-        let missing: Vec<usize> = (0..self.objects.len()).filter(|&at| self.objects[at].is_none()).collect();
-        if !missing.is_empty() {
+        let stale: Vec<usize> = (0..self.objects.len()).filter(|&at| matches!(self.objects[at], Slot::Stale)).collect();
+        if !stale.is_empty() {
             let messages: Vec<_> = engine.messages().collect();
-            let wanted: Vec<_> = missing.iter().map(|&at| messages[at]).collect();
+            let wanted: Vec<_> = stale.iter().map(|&at| messages[at]).collect();
             let objects: Array = to_js(&wanted).into();
-            for (index, &at) in missing.iter().enumerate() {
-                self.objects[at] = Some(objects.get(index as u32));
+            for (index, &at) in stale.iter().enumerate() {
+                self.objects[at] = Slot::Built(objects.get(index as u32), messages[at].content.len());
             }
         }
-        self.objects.iter().map(|object| object.clone().unwrap_or(JsValue::UNDEFINED)).collect()
+        (0..self.objects.len()).map(|at| self.object_at(engine, at)).collect()
     }
+}
+
+/// A new object with `base`'s fields and `added` after its `content`.
+fn extended(base: &JsValue, added: &str) -> JsValue {
+    let object = Object::assign(&Object::new(), base.unchecked_ref());
+    let key = JsValue::from_str("content");
+    let text = Reflect::get(base, &key).ok().and_then(|text| text.dyn_into::<JsString>().ok()).unwrap_or_default();
+    // Setting a field of a plain object fails only on a frozen one, which this is not.
+    let _ = Reflect::set(&object, &key, &text.concat(&JsValue::from_str(added)));
+    object.into()
 }

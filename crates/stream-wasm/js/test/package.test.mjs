@@ -210,3 +210,25 @@ test("the public declarations never say any", () => {
     assert.doesNotMatch(text, /\bany\b/, `${file} has an any`);
   }
 });
+
+test("a streaming message read after each delta is a new object with the whole text", () => {
+  const client = new ClientEngine();
+  client.open("s");
+  client.ingest(frame(1, { type: "message_started", message_id: "a", role: "assistant", created_at: 1, content: "é" }), 0);
+  let expected = "é";
+  let before = client.message("s", "a");
+  for (let seq = 2; seq < 60; seq += 1) {
+    const text = seq % 7 === 0 ? "🦀 " : `w${seq} `;
+    expected += text;
+    client.ingest(delta(seq, "a", text), 0);
+    if (seq % 3 === 0) continue; // Some deltas pile up before a read.
+    const now = client.message("s", "a");
+    assert.notEqual(now, before, "a new object");
+    assert.equal(now.content, expected);
+    assert.deepEqual({ ...now, content: "" }, { ...before, content: "" }, "the rest as it was");
+    before = now;
+  }
+  client.ingest(frame(60, { type: "message_complete", message_id: "a", status: "complete", finished_at: 2 }), 0);
+  assert.equal(client.message("s", "a").status, "complete");
+  assert.equal(client.message("s", "a").content, expected);
+});
