@@ -114,7 +114,9 @@ if (which) {
   for (const [name, value, target, met] of targets) {
     console.log(`target: ${name.padEnd(40)} ${value.toFixed(2).padStart(8)}  (${target}) ${met ? "met" : "NOT MET"}`);
   }
-  mkdirSync("target/bench", { recursive: true });
-  writeFileSync("target/bench/history.json", JSON.stringify({ benchmark: "per-frame cost at any history", replyFrames: REPLY_FRAMES, figures, targets }, null, 2));
+  // The repository's target/bench, wherever this runs from.
+  const out = fileURLToPath(new URL("../../../../target/bench/", import.meta.url));
+  mkdirSync(out, { recursive: true });
+  writeFileSync(`${out}history.json`, JSON.stringify({ benchmark: "per-frame cost at any history", replyFrames: REPLY_FRAMES, figures, targets }, null, 2));
   console.log("wrote target/bench/history.json");
 }
