@@ -366,10 +366,12 @@ impl SessionState {
     fn delete(&mut self, ids: Vec<String>) {
         let mut removed_any = false;
         for id in ids {
+            // Only a removal changes the list; an id never seen, or gone
+            // already, is just kept from coming back.
             if self.index.contains_key(&id) {
                 removed_any = true;
+                self.changed.mark(&id);
             }
-            self.changed.mark(&id);
             self.deleted.insert(id);
         }
         if !removed_any {

@@ -161,7 +161,7 @@ impl ClientEngine {
         #[wasm_bindgen(js_name = sessionId)] session_id: &str,
         #[wasm_bindgen(js_name = callId)] call_id: &str,
     ) -> Array {
-        self.with_cache(session_id, |_, engine| to_js(engine.threads().children(call_id)).into()).unwrap_or_default()
+        self.with_cache(session_id, |_, engine| to_js(&engine.threads().children(call_id)).into()).unwrap_or_default()
     }
 
     /// What a session has cost in US dollars, when its provider said.

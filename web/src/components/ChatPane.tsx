@@ -1,7 +1,7 @@
 // One session: its header (name, run status, connection), the message list,
 // and the composer.
-import { useCallback, useEffect } from "react";
-import { useMessage, useMessageIds, useSession } from "agent-stream/react";
+import { useCallback, useEffect, useSyncExternalStore } from "react";
+import { useMessageIds, useSession, useStreamClient } from "agent-stream/react";
 import { Composer } from "./Composer";
 import { ConnectionIndicator } from "./ConnectionIndicator";
 import { MessageList } from "./MessageList";
@@ -17,8 +17,7 @@ export function ChatPane(props: { sessionId: string; provider: string | null; on
   }, [name, onNamed]);
   // Stable across renders: every message view is memoised on its props.
   const retry = useCallback((content: string, id: string) => void send(content, id), [send]);
-  const last = useMessage(props.sessionId, useMessageIds(props.sessionId).at(-1) ?? "");
-  const pending = last?.status === "pending";
+  const pending = useLastSendPending(props.sessionId);
   const running = stream.status === "running";
   const { model, costUsd: cost } = stream;
   return (
@@ -56,4 +55,17 @@ export function ChatPane(props: { sessionId: string; provider: string | null; on
       />
     </section>
   );
+}
+
+/** Whether the session's last message is a send still pending. A boolean,
+ *  so a streaming reply does not render the pane on every delta. */
+function useLastSendPending(sessionId: string): boolean {
+  const client = useStreamClient();
+  const lastId = useMessageIds(sessionId).at(-1) ?? "";
+  const subscribe = useCallback(
+    (notify: () => void) => client.watchMessage(sessionId, lastId, notify),
+    [client, sessionId, lastId],
+  );
+  const read = () => client.message(sessionId, lastId)?.status === "pending";
+  return useSyncExternalStore(subscribe, read, read);
 }

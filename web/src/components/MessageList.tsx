@@ -20,16 +20,19 @@ const GROW_WITHIN_PX = 600;
 
 type Retry = (content: string, clientMessageId: string) => void;
 
-export function MessageList(props: { sessionId: string; onRetry: Retry }) {
+export const MessageList = memo(function MessageList(props: { sessionId: string; onRetry: Retry }) {
   const ids = useTopLevelIds(props.sessionId);
   const scroller = useRef<HTMLDivElement>(null);
   const rows = useRef<HTMLDivElement>(null);
   const [following, setFollowing] = useState(true);
   // The first row shown, fixed once the list has rows: new rows add below
-  // it, and nothing above the reader goes away while they read.
-  const [start, setStart] = useState<number | null>(null);
-  if (start === null && ids.length > 0) setStart(Math.max(0, ids.length - FIRST_ROWS));
-  const hidden = Math.min(start ?? Math.max(0, ids.length - FIRST_ROWS), ids.length);
+  // it, and nothing above the reader goes away while they read. Held by id,
+  // so that rows removed or moved above it do not shift it; when it goes
+  // itself, the list starts again from its latest rows.
+  const [firstId, setFirstId] = useState<string | null>(null);
+  const held = firstId === null ? -1 : ids.indexOf(firstId);
+  const hidden = held >= 0 ? held : Math.max(0, ids.length - FIRST_ROWS);
+  if (held < 0 && ids.length > 0 && firstId !== ids[hidden]) setFirstId(ids[hidden]);
   /** The distance from the bottom to keep while earlier rows are added. */
   const keepFromBottom = useRef<number | null>(null);
 
@@ -37,14 +40,14 @@ export function MessageList(props: { sessionId: string; onRetry: Retry }) {
     const element = scroller.current;
     if (!element || hidden === 0 || keepFromBottom.current !== null) return;
     keepFromBottom.current = element.scrollHeight - element.scrollTop;
-    setStart(Math.max(0, hidden - MORE_ROWS));
+    setFirstId(ids[Math.max(0, hidden - MORE_ROWS)]);
   };
 
   useLayoutEffect(() => {
     const element = scroller.current;
     if (element && keepFromBottom.current !== null) element.scrollTop = element.scrollHeight - keepFromBottom.current;
     keepFromBottom.current = null;
-  }, [start]);
+  }, [firstId]);
 
   // Rows grow as they stream without this list rendering: follow their height.
   useLayoutEffect(() => {
@@ -86,7 +89,7 @@ export function MessageList(props: { sessionId: string; onRetry: Retry }) {
       )}
     </div>
   );
-}
+});
 
 /** One message of the session, following that message alone. */
 export const MessageRow = memo(function MessageRow(props: { sessionId: string; id: string; onRetry: Retry }) {

@@ -144,6 +144,12 @@ impl Client {
         }
         // Bad frames belong to the one session the message was for; in a
         // message for several (or none) they are the connection's alone.
+        if routed.is_empty() && !parsed.errors.is_empty() {
+            // A bad frame sent alone is still its session's business, when it names one.
+            if let Some(session_id) = named_session(text).filter(|id| self.sessions.contains_key(id)) {
+                routed.push((session_id, Vec::new()));
+            }
+        }
         let mut errors = Some(parsed.errors);
         if routed.len() != 1 {
             report.errors = errors.take().unwrap_or_default();
@@ -236,6 +242,12 @@ impl Client {
     }
 }
 
+/// The `channel` a message that is one JSON object names, if any.
+fn named_session(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get("channel")?.as_str().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]
@@ -281,6 +293,10 @@ mod tests {
         assert!(client.session("a").unwrap().error().is_some());
         client.ingest(&delta("a", 2, "y"), 0);
         assert_eq!(client.session("a").unwrap().error(), None);
+        // Alone, too: a frame with seq 0 names its session.
+        let report = client.ingest(&delta("a", 0, "z"), 0);
+        assert_eq!((report.errors.len(), &report.touched[..]), (1, &["a".to_string()][..]));
+        assert!(client.session("a").unwrap().error().is_some());
     }
 
     #[test]

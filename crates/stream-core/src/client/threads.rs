@@ -4,19 +4,31 @@
 //! others). Kept up to date from each patch, so a streaming delta costs no
 //! walk of the list.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::message::Message;
+
+/// Where a message nests, when it does: as a call's answer or inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Place {
+    Answer(String),
+    Inside(String),
+}
+
+/// Messages filed under calls, each list in list order: `(position, id)`.
+type Filed = FxHashMap<String, Vec<(usize, String)>>;
 
 /// The nesting of one session's messages.
 #[derive(Debug, Clone, Default)]
 pub struct Threads {
-    /// Call id → the message that made the call.
-    callers: FxHashMap<String, String>,
-    /// Call id → the tool message answering it.
-    answers: FxHashMap<String, String>,
-    /// Call id → the messages written inside it (a subagent's), in order.
-    children: FxHashMap<String, Vec<String>>,
+    /// The ids of the calls the messages made.
+    calls_made: FxHashSet<String>,
+    /// Call id → the tool messages answering it (the last one is its answer).
+    answers: Filed,
+    /// Call id → the messages written inside it (a subagent's).
+    children: Filed,
+    /// Where each filed message is.
+    places: FxHashMap<String, Place>,
     /// Messages not shown inside a call, in order.
     top: Vec<String>,
     /// Entries of `top` unchanged since the last take, when some changed.
@@ -40,14 +52,16 @@ impl Threads {
         &self.top
     }
 
-    /// The tool message answering a call.
+    /// The tool message answering a call (the last one, if several do).
     pub fn answer(&self, call_id: &str) -> Option<&str> {
-        self.answers.get(call_id).map(String::as_str)
+        self.answers.get(call_id).and_then(|answers| answers.last()).map(|(_, id)| id.as_str())
     }
 
     /// The messages written inside a call (a subagent's), in order.
-    pub fn children(&self, call_id: &str) -> &[String] {
-        self.children.get(call_id).map_or(&[], Vec::as_slice)
+    pub fn children(&self, call_id: &str) -> Vec<&str> {
+        self.children
+            .get(call_id)
+            .map_or_else(Vec::new, |children| children.iter().map(|(_, id)| id.as_str()).collect())
     }
 
     /// What changed since the last call.
@@ -68,39 +82,45 @@ impl Threads {
         before_len: usize,
     ) {
         if rebuild_from == 0 && before_len > 0 {
-            self.callers.clear();
+            self.calls_made.clear();
             self.answers.clear();
             self.children.clear();
+            self.places.clear();
         }
-        let touched = changed.iter().copied().chain(rebuild_from..len);
+        // In list order, so that messages are filed under a call in order.
+        let mut changed = changed.to_vec();
+        changed.sort_unstable();
+        let touched = changed.into_iter().chain(rebuild_from..len);
         let mut nesting_may_change = rebuild_from < before_len;
         for position in touched.clone() {
-            let message = at(position);
-            for call in &message.tool_calls {
-                if !self.callers.contains_key(&call.id) {
-                    self.callers.insert(call.id.clone(), message.id.clone());
-                    // A message already listed may answer the new call.
+            for call in &at(position).tool_calls {
+                // A message filed under the new call leaves the top level.
+                if self.calls_made.insert(call.id.clone())
+                    && (self.answers.contains_key(&call.id) || self.children.contains_key(&call.id))
+                {
                     nesting_may_change = true;
                 }
             }
         }
         for position in touched {
             let message = at(position);
-            if let Some(result) = &message.tool_result {
-                if self.answers.get(&result.tool_call_id) != Some(&message.id) {
-                    self.answers.insert(result.tool_call_id.clone(), message.id.clone());
-                    self.calls.push(result.tool_call_id.clone());
-                }
-            } else if let Some(parent) = &message.parent_tool_call_id {
-                let children = self.children.entry(parent.clone()).or_default();
-                if !children.contains(&message.id) {
-                    children.push(message.id.clone());
-                    self.calls.push(parent.clone());
-                }
+            let place = match (&message.tool_result, &message.parent_tool_call_id) {
+                (Some(result), _) => Some(Place::Answer(result.tool_call_id.clone())),
+                (None, Some(parent)) => Some(Place::Inside(parent.clone())),
+                (None, None) => None,
+            };
+            if self.places.get(&message.id) == place.as_ref() {
+                continue;
             }
-            // A parent or an answer given after the message was listed moves it.
-            nesting_may_change |=
-                position < rebuild_from && (message.tool_result.is_some() || message.parent_tool_call_id.is_some());
+            if let Some(before) = self.places.remove(&message.id) {
+                self.unfile(&before, &message.id);
+            }
+            if let Some(place) = place {
+                self.file(&place, position, &message.id);
+                self.places.insert(message.id.clone(), place);
+            }
+            // A message listed already may move into a card, or out of one.
+            nesting_may_change |= position < rebuild_from;
         }
         if nesting_may_change {
             self.recompute_top((0..len).map(&at));
@@ -118,11 +138,39 @@ impl Threads {
         }
     }
 
+    /// Files a message under its call, in list order.
+    fn file(&mut self, place: &Place, position: usize, id: &str) {
+        let (filed, call) = self.filed(place);
+        let list = filed.entry(call.clone()).or_default();
+        let at = list.partition_point(|&(before, _)| before < position);
+        list.insert(at, (position, id.to_owned()));
+        self.calls.push(call);
+    }
+
+    /// Takes a message out of the call it was filed under.
+    fn unfile(&mut self, place: &Place, id: &str) {
+        let (filed, call) = self.filed(place);
+        if let Some(list) = filed.get_mut(&call) {
+            list.retain(|(_, filed_id)| filed_id != id);
+            if list.is_empty() {
+                filed.remove(&call);
+            }
+        }
+        self.calls.push(call);
+    }
+
+    fn filed(&mut self, place: &Place) -> (&mut Filed, String) {
+        match place {
+            Place::Answer(call) => (&mut self.answers, call.clone()),
+            Place::Inside(call) => (&mut self.children, call.clone()),
+        }
+    }
+
     /// Whether a message shows inside a call's card rather than at the top level.
     fn is_nested(&self, message: &Message) -> bool {
         match (&message.tool_result, &message.parent_tool_call_id) {
-            (Some(result), _) if self.callers.contains_key(&result.tool_call_id) => true,
-            (_, Some(parent)) => self.callers.contains_key(parent),
+            (Some(result), _) if self.calls_made.contains(&result.tool_call_id) => true,
+            (_, Some(parent)) => self.calls_made.contains(parent),
             _ => false,
         }
     }
@@ -191,11 +239,25 @@ mod tests {
         assert_eq!(threads.take_changes(), ThreadChanges { top_kept: Some(0), calls: vec![] });
         threads.follow(5, at, &[], 2, 2);
         assert_eq!(threads.top(), ["a", "b", "e"]);
-        assert_eq!((threads.answer("t1"), threads.children("t1")), (Some("d"), &["c".to_string()][..]));
-        assert_eq!(threads.take_changes(), ThreadChanges { top_kept: Some(2), calls: vec!["t1".into(), "t1".into()] });
+        assert_eq!((threads.answer("t1"), threads.children("t1")), (Some("d"), vec!["c"]));
+        assert_eq!(threads.take_changes().top_kept, Some(2));
         // A delta to the last message changes no nesting.
         threads.follow(5, at, &[4], 5, 5);
         assert_eq!(threads.take_changes(), ThreadChanges::default());
+    }
+
+    #[test]
+    fn messages_filed_under_a_call_keep_list_order_and_follow_a_new_parent() {
+        let mut list = [message("m5"), inside("m6", "t1")];
+        let mut threads = Threads::default();
+        threads.follow(2, |i| &list[i], &[], 0, 0);
+        // m5 learns its parent after m6 was filed: it goes first, as in the list.
+        list[0] = inside("m5", "t1");
+        threads.follow(2, |i| &list[i], &[0], 2, 2);
+        assert_eq!(threads.children("t1"), vec!["m5", "m6"]);
+        list[1] = inside("m6", "t2");
+        threads.follow(2, |i| &list[i], &[1], 2, 2);
+        assert_eq!((threads.children("t1"), threads.children("t2")), (vec!["m5"], vec!["m6"]));
     }
 
     #[test]
