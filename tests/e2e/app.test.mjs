@@ -441,46 +441,20 @@ function streamedClaudeAnswer(words) {
   return `${lines.join("\n")}\n`;
 }
 
-test("a 1,000-message Claude Code session with big tool outputs streams while scrolled up; long tasks are measured", async () => {
-  // 500 tool rounds of 200 output lines (about 8 MB of history) from the fake
-  // CLI at full speed, then a restart in place that streams a 400-word answer.
+/**
+ * Seeds `sessionId` with a Claude Code transcript of `rounds` tool rounds of
+ * `outputLines` lines each, from the fake CLI at full speed; then restarts
+ * the server in place, its CLI streaming a 400-word answer at a word per
+ * 10 ms, and runs `body` against it. The history comes back from SQLite.
+ */
+async function withClaudeHistory(sessionId, rounds, outputLines, body) {
   const dir = mkdtempSync(join(tmpdir(), "stream-e2e-"));
   const history = join(dir, "history.jsonl");
   const answer = join(dir, "answer.jsonl");
-  writeFileSync(history, bigClaudeTranscript(500, 200));
+  writeFileSync(history, bigClaudeTranscript(rounds, outputLines));
   writeFileSync(answer, streamedClaudeAnswer(400));
   const claude = (transcript, delayMs) => ["--no-cli-detection", "--default-provider", "claude-code", "--claude-command", fakeAgent, `--claude-args=--transcript=${transcript},--delay-ms=${delayMs}`];
   const seeder = await startServer({ args: claude(history, 0), webDir });
-  const sessionId = "long-claude";
-  const sent = await fetch(`${seeder.base}/v1/sessions/${sessionId}/messages`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ client_message_id: "seed", content: "Test every module" }),
-  });
-  assert.equal(sent.status, 202);
-  await waitForServerIdle(seeder.base, sessionId, 120_000);
-  await seeder.kill();
-  const paced = await startServer({ args: claude(answer, 10), webDir, bind: seeder.address, dataDir: seeder.dataDir });
-  try {
-    await streamWhileScrolledUp(paced.base, sessionId, "Now summarise", 1000, "long-tasks-claude");
-  } finally {
-    await paced.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-
-test("a 10,000-message session paints its latest messages within 300 ms of its snapshot, and streams at 60 fps", async () => {
-  // 5,000 tool rounds (an assistant message and its tool's answer each) from
-  // the fake CLI at full speed, then a restart in place that streams an answer.
-  const dir = mkdtempSync(join(tmpdir(), "stream-e2e-"));
-  const history = join(dir, "history.jsonl");
-  const answer = join(dir, "answer.jsonl");
-  writeFileSync(history, bigClaudeTranscript(5000, 3));
-  writeFileSync(answer, streamedClaudeAnswer(400));
-  const claude = (transcript, delayMs) => ["--no-cli-detection", "--default-provider", "claude-code", "--claude-command", fakeAgent, `--claude-args=--transcript=${transcript},--delay-ms=${delayMs}`];
-  const seeder = await startServer({ args: claude(history, 0), webDir });
-  const sessionId = "huge-claude";
   const sent = await fetch(`${seeder.base}/v1/sessions/${sessionId}/messages`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -491,6 +465,23 @@ test("a 10,000-message session paints its latest messages within 300 ms of its s
   await seeder.kill();
   const paced = await startServer({ args: claude(answer, 10), webDir, bind: seeder.address, dataDir: seeder.dataDir });
   try {
+    await body(paced);
+  } finally {
+    await paced.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("a 1,000-message Claude Code session with big tool outputs streams while scrolled up; long tasks are measured", () =>
+  // 500 tool rounds of 200 output lines: about 8 MB of history.
+  withClaudeHistory("long-claude", 500, 200, (paced) =>
+    streamWhileScrolledUp(paced.base, "long-claude", "Now summarise", 1000, "long-tasks-claude"),
+  ));
+
+test("a 10,000-message session paints its latest messages within 300 ms of its snapshot, and streams at 60 fps", () =>
+  // 5,000 tool rounds: an assistant message and its tool's answer each.
+  withClaudeHistory("huge-claude", 5000, 3, async (paced) => {
+    const sessionId = "huge-claude";
     const page = await newPage();
     // From the first script on: when the snapshot arrives (the first big
     // socket message), and the frame after the one where the last round's
@@ -524,11 +515,7 @@ test("a 10,000-message session paints its latest messages within 300 ms of its s
     assert.ok(firstPaintMs <= 300, `first paint ${firstPaintMs} ms after the snapshot`);
     assert.equal(report.over_50_ms, 0, "no long task over 50 ms while streaming");
     assert.ok(report.frame_gap_median_ms <= 17.5, `frames every ${report.frame_gap_median_ms} ms`);
-  } finally {
-    await paced.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
 /** A server whose `claude-code` and `codex` are the fake agent replaying these transcripts. */
 function agentServer(record) {
