@@ -43,6 +43,9 @@ pub enum RunEvent {
         /// The snapshot's seq.
         seq: u64,
     },
+    /// The session's history began again (a snapshot of a new epoch): seqs
+    /// seen before belong to another history.
+    NewEpoch,
 }
 
 /// The confirmed state of one session.

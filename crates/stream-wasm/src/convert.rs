@@ -110,13 +110,15 @@ impl From<&FrameError> for ErrorView {
 }
 
 /// A run event as JS sees it: `{kind: "started", run_id, provider, started_at, seq}`,
-/// `{kind: "finished", run_id, status, aborted, seq}` or `{kind: "idle", seq}`.
+/// `{kind: "finished", run_id, status, aborted, seq}`, `{kind: "idle", seq}`
+/// or `{kind: "new_epoch"}`.
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum RunEventView {
     Started { run_id: String, provider: String, started_at: u64, seq: u64 },
     Finished { run_id: String, status: Outcome, aborted: bool, seq: u64 },
     Idle { seq: u64 },
+    NewEpoch {},
 }
 
 impl From<&RunEvent> for RunEventView {
@@ -132,6 +134,7 @@ impl From<&RunEvent> for RunEventView {
                 Self::Finished { run_id: run_id.clone(), status: *status, aborted: *aborted, seq: *seq }
             }
             RunEvent::Idle { seq } => Self::Idle { seq: *seq },
+            RunEvent::NewEpoch => Self::NewEpoch {},
         }
     }
 }

@@ -94,7 +94,8 @@ export type ResyncReason =
 export type RunEvent =
   | { kind: "started"; run_id: string; provider: string; started_at: number; seq: number }
   | { kind: "finished"; run_id: string; status: Outcome; aborted: boolean; seq: number }
-  | { kind: "idle"; seq: number };
+  | { kind: "idle"; seq: number }
+  | { kind: "new_epoch" };
 
 export interface FrameError {
   /** `bad_json`, `not_a_frame`, `missing_field`, `wrong_type`, `zero_seq`, `wrong_channel`, `oversize`, `not_text`. */
@@ -305,6 +306,7 @@ mod types_match_rust {
             RunEvent::Started { info: RunInfo { run_id: "r".into(), provider: "p".into(), started_at: 1 }, seq: 1 },
             RunEvent::Finished { seq: 2, run_id: "r".into(), status: Outcome::Complete, aborted: false },
             RunEvent::Idle { seq: 3 },
+            RunEvent::NewEpoch,
         ];
         let events =
             events.iter().map(|event| serde_json::to_value(crate::convert::RunEventView::from(event)).unwrap());

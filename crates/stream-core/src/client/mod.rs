@@ -332,6 +332,23 @@ mod tests {
     }
 
     #[test]
+    fn a_new_epoch_forgets_the_seqs_of_the_old_history() {
+        let mut client = Client::new();
+        client.open("a");
+        let snapshot = |epoch: &str, seq: u64, run: &str| {
+            format!(
+                r#"{{"type":"snapshot","channel":"a","epoch":"{epoch}","seq":{seq},"messages":[],"state_hash":"{}"{run}}}"#,
+                crate::StateHash::of([])
+            )
+        };
+        client.ingest(&snapshot("e1", 5000, ""), 0);
+        // The server lost its log: a new history, whose seqs start again.
+        let run = r#","run":{"run_id":"r","provider":"demo","started_at":1}"#;
+        assert!(client.ingest(&snapshot("e2", 3, run), 0).running_changed);
+        assert!(client.running().is_running("a"));
+    }
+
+    #[test]
     fn sends_mark_the_session_running_and_failures_clear_it() {
         let mut client = Client::new();
         assert_eq!(client.send_local("a", "hi", "c1", 0), None, "not open");

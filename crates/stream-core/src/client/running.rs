@@ -127,6 +127,11 @@ impl RunningMap {
             }
             RunEvent::Finished { run_id, seq, .. } => self.run_finished(session_id, run_id, *seq),
             RunEvent::Idle { seq } => self.idle_at(session_id, *seq),
+            RunEvent::NewEpoch => {
+                // Seqs of the old history say nothing about the new one.
+                self.finished_at_seq.remove(session_id);
+                self.run_seen_at_seq.remove(session_id);
+            }
         }
     }
 

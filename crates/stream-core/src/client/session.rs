@@ -318,6 +318,9 @@ impl SessionEngine {
             return;
         }
         let (epoch, seq) = (snapshot.epoch.clone(), snapshot.seq);
+        if cursor.epoch.is_some() && epoch != cursor.epoch {
+            report.run_events.push(RunEvent::NewEpoch);
+        }
         report.run_events.push(match &snapshot.run {
             Some(run) => RunEvent::Started { info: run.clone(), seq },
             // The session is idle at the snapshot: a run the map still shows is over.
