@@ -7,6 +7,8 @@
 //! list is never copied. Frames are applied in sequence order; ordering is the
 //! reorder buffer's job.
 
+use std::cell::OnceCell;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::changes::ChangedIds;
@@ -65,6 +67,16 @@ pub struct SessionState {
     /// Tool calls without a result: call id → id of the calling message.
     open_tool_calls: FxHashMap<String, String>,
     changed: ChangedIds,
+    /// The session's cost and model, summed when first asked after a change
+    /// of usage, so that reads between changes walk no list.
+    figures: OnceCell<Figures>,
+}
+
+/// What a session's usage adds up to.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    cost_usd: Option<f64>,
+    model: Option<String>,
 }
 
 impl SessionState {
@@ -137,7 +149,23 @@ impl SessionState {
 
     /// The session's cost: the sum of its messages' `cost_usd`, if any has one.
     pub fn cost_usd(&self) -> Option<f64> {
-        self.messages.iter().filter_map(|message| message.usage.cost_usd).reduce(|total, cost| total + cost)
+        self.figures().cost_usd
+    }
+
+    /// The model of the latest message that names one.
+    pub fn model(&self) -> Option<&str> {
+        self.figures().model.as_deref()
+    }
+
+    fn figures(&self) -> &Figures {
+        self.figures.get_or_init(|| Figures {
+            cost_usd: self
+                .messages
+                .iter()
+                .filter_map(|message| message.usage.cost_usd)
+                .reduce(|total, cost| total + cost),
+            model: self.messages.iter().rev().find_map(|message| message.usage.model.clone()),
+        })
     }
 
     /// Replaces the whole state with a snapshot's.
@@ -249,6 +277,7 @@ impl SessionState {
             FrameBody::Status(status) => {
                 if let Some(i) = self.slot(&status.message_id, Role::Assistant) {
                     self.messages[i].usage.merge(status.usage);
+                    self.figures.take();
                 }
             }
             FrameBody::MessageComplete(complete) => {
@@ -257,6 +286,7 @@ impl SessionState {
                     message.status = complete.status.into();
                     message.finished_at = Some(complete.finished_at);
                     message.usage.merge(complete.usage);
+                    self.figures.take();
                 }
             }
             FrameBody::Error(error) => {
@@ -380,6 +410,7 @@ impl SessionState {
         if !removed_any {
             return;
         }
+        self.figures.take();
         // Deletes are rare and user-driven, so one O(n) pass rebuilds the map.
         let deleted = &self.deleted;
         self.messages.retain(|message| !deleted.contains(&message.id));
@@ -482,6 +513,24 @@ mod tests {
         let a = state.message("a").unwrap();
         assert_eq!((a.content.as_str(), a.created_at, a.status), ("hello", Some(5), MessageStatus::Streaming));
         assert_eq!(state.message("b").unwrap().usage.tokens_used, Some(3));
+    }
+
+    #[test]
+    fn the_cost_and_model_follow_usage_and_deletes() {
+        let status = |id: &str, cost: f64, model: &str| {
+            FrameBody::Status(StatusFrame {
+                message_id: id.into(),
+                usage: Usage { cost_usd: Some(cost), model: Some(model.into()), ..Usage::default() },
+            })
+        };
+        let mut state = SessionState::new();
+        assert_eq!((state.cost_usd(), state.model()), (None, None));
+        apply_all(&mut state, vec![status("a", 0.25, "m1"), status("b", 0.5, "m2")]);
+        assert_eq!((state.cost_usd(), state.model()), (Some(0.75), Some("m2")));
+        apply_all(&mut state, vec![status("a", 1.0, "m1")]);
+        assert_eq!((state.cost_usd(), state.model()), (Some(1.5), Some("m2")));
+        apply_all(&mut state, vec![FrameBody::MessagesDeleted(MessagesDeleted { message_ids: vec!["b".into()] })]);
+        assert_eq!((state.cost_usd(), state.model()), (Some(1.0), Some("m1")));
     }
 
     #[test]

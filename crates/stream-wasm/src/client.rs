@@ -172,8 +172,7 @@ impl ClientEngine {
 
     /// The model of the latest message that names one.
     pub fn model(&self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) -> Option<String> {
-        let messages = self.inner.session(session_id)?.state().messages();
-        messages.iter().rev().find_map(|message| message.usage.model.clone())
+        self.inner.session(session_id)?.state().model().map(str::to_owned)
     }
 
     /// One message of a session (the same object until it changes), or undefined.

@@ -274,7 +274,7 @@ export class StreamClient {
     const release = this.hold(sessionId);
     try {
       const outcome = this.engine.sendLocal(sessionId, content, clientMessageId, Date.now());
-      this.changed(sessionId);
+      this.sent(sessionId);
       if (outcome === "duplicate") return clientMessageId;
       try {
         const response = await this.request(`/v1/sessions/${encodeURIComponent(sessionId)}/messages`, "POST", {
@@ -284,7 +284,7 @@ export class StreamClient {
         if (!response.ok) throw new Error(await errorMessage(response));
       } catch (error) {
         this.engine.markSendFailed(sessionId, clientMessageId, error instanceof Error ? error.message : String(error));
-        this.changed(sessionId);
+        this.sent(sessionId);
       }
       return clientMessageId;
     } finally {
@@ -514,9 +514,14 @@ export class StreamClient {
     }, Math.max(0, deadline - Date.now()));
   }
 
-  /** Marks a session for the next flush; a send may also have changed the running map. */
-  private changed(sessionId: string): void {
+  /** After a local send or its failure: the session changed, and the running map may have. */
+  private sent(sessionId: string): void {
     if (this.engine.takeRunningChanged()) this.runningChanged();
+    this.changed(sessionId);
+  }
+
+  /** Marks a session for the next flush. */
+  private changed(sessionId: string): void {
     if (!this.channels.has(sessionId)) return;
     this.dirtyChannels.add(sessionId);
     this.scheduleFlush();
