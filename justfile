@@ -36,8 +36,9 @@ setup:
     fi
 
 # Format check, lints, native tests, wasm32 tests (Node and headless Chromium),
-# the npm package tests, and the web app's end-to-end tests in Chromium.
-test: lint test-native test-wasm test-js test-e2e
+# the npm package tests, the Durable Streams conformance suite, and the web
+# app's end-to-end tests in Chromium.
+test: lint test-native test-wasm test-js test-conformance test-e2e
 
 # Formatting and clippy with warnings as errors.
 lint:
@@ -68,6 +69,11 @@ test-js: wasm server-debug
 # a real server; screenshots and the long-task figures land in target/e2e/.
 test-e2e: web server-debug
     cd tests/e2e && STREAM_SERVER_BIN="{{justfile_directory()}}/target/debug/stream-server" node --test --test-concurrency=1 .
+
+# The published Durable Streams conformance suite (pinned, in tests/conformance)
+# against the debug server on a free port; it prints passed / run.
+test-conformance: server-debug
+    cd tests/conformance && STREAM_SERVER_BIN="{{justfile_directory()}}/target/debug/stream-server" node_modules/.bin/vitest run
 
 # The server binary the JavaScript tests start.
 server-debug:

@@ -22,11 +22,13 @@
 //! | [`provider`] | the provider trait and every provider |
 //! | [`ws`] | the WebSocket connection |
 //! | [`rest`] | the REST API |
+//! | [`durable`] | the Durable Streams protocol at `/v1/stream/*` |
 //! | [`metrics`] | Prometheus metrics |
 //! | [`error`] | REST errors |
 
 pub mod access;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod hub;
 pub mod inputs;
@@ -63,6 +65,8 @@ pub struct AppState {
     pub access: access::Access,
     /// Live sessions.
     pub hub: Hub,
+    /// The streams of `/v1/stream/*`.
+    pub streams: durable::Streams,
     /// Providers by name.
     pub providers: Providers,
     /// Metrics.
@@ -109,6 +113,7 @@ impl AppState {
                 observer.commit_batch.observe(writes as f64);
             }),
         )?;
+        let streams = durable::Streams::load(store.clone(), hub::now_ms()).await?;
         let hub = Hub::new(
             store,
             Arc::clone(&metrics),
@@ -126,6 +131,7 @@ impl AppState {
             access: access::Access::new(&config),
             config,
             hub,
+            streams,
             providers,
             metrics,
             shutdown: CancellationToken::new(),
@@ -170,6 +176,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let evictor = tokio::spawn(maintain(Arc::clone(&state)));
+    let expirer = tokio::spawn(durable::expire_loop(Arc::clone(&state)));
     let app = router(Arc::clone(&state));
     let graceful = async move {
         stop.await;
@@ -185,6 +192,7 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
     state.shutdown.cancel();
     evictor.abort();
+    expirer.abort();
     state.tasks.close();
     if tokio::time::timeout(Duration::from_secs(10), state.tasks.wait()).await.is_err() {
         tracing::warn!("some runs or connections did not finish within 10 s");

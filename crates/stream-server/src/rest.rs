@@ -33,7 +33,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions/{id}/messages", post(send_message))
         .route("/v1/sessions/{id}/abort", post(abort_run))
         .route("/v1/ws", get(crate::ws::upgrade))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .merge(crate::durable::routes());
     if state.config.test_hooks {
         api = api.route("/v1/test/drop-connections", post(drop_connections));
     }
@@ -48,12 +49,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     // Inside CORS, so a refused request still gets CORS headers its page can read.
     app = app.layer(middleware::from_fn_with_state(Arc::clone(&state), access::guard_host_and_origin));
+    app = app.layer(middleware::map_response(crate::durable::security_headers));
     if let Some(allow_origin) = cors_allow_origin(&state.config.cors_origins) {
         app = app.layer(
             CorsLayer::new()
                 .allow_origin(allow_origin)
-                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+                .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+                .allow_headers(crate::durable::http::REQUEST_HEADERS.map(header::HeaderName::from_static))
+                .expose_headers(crate::durable::http::RESPONSE_HEADERS.map(header::HeaderName::from_static)),
         );
     }
     app

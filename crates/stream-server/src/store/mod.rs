@@ -7,6 +7,13 @@
 //! throughput: under load many appends share one commit. Each request gets a
 //! savepoint of its own, so a bad one fails alone. Reads use their own
 //! connection, which WAL lets run beside the writer.
+//!
+//! [`streams`] holds the tables of the Durable Streams endpoints, committed
+//! by the same writer.
+
+mod streams;
+
+pub use streams::{Chunk, Closer, ForkOrigin, ProducerRow, ProducerStamp, StreamOp, StreamRow};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -158,6 +165,8 @@ pub enum WriteOp {
         /// The session.
         id: String,
     },
+    /// A change to a Durable Streams stream.
+    Stream(StreamOp),
 }
 
 struct WriteRequest {
@@ -231,6 +240,7 @@ impl Store {
         // After a checkpoint the WAL is cut back to this, so it does not keep its peak size.
         writer_connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
         writer_connection.execute_batch(SCHEMA)?;
+        writer_connection.execute_batch(streams::SCHEMA)?;
         add_missing_columns(&writer_connection)?;
         let reader = Connection::open(path)?;
         reader.pragma_update(None, "query_only", true)?;
@@ -551,6 +561,7 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> rusqlite::Result<()> {
                 transaction.execute("DELETE FROM sends WHERE session_id = ?1", [id])?;
                 transaction.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
             }
+            WriteOp::Stream(op) => streams::apply(transaction, op)?,
         }
     }
     Ok(())
