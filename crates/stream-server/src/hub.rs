@@ -30,6 +30,7 @@ use stream_core::{SequencedFrame, ServerFrame, Snapshot};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::durable::read::Tail;
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::store::{SessionRow, Store, StoreError, WriteOp};
@@ -132,6 +133,8 @@ pub struct Session {
     producer: Arc<tokio::sync::Mutex<Producer>>,
     fanout: Mutex<Fanout>,
     head: AtomicU64,
+    /// The head as the readers of its Durable Stream (`/v1/sessions/{id}/stream`) wait on it.
+    tail: watch::Sender<Tail>,
     /// The seq of the base snapshot it was loaded from (0: never compacted).
     base_seq: u64,
 }
@@ -261,6 +264,11 @@ impl Session {
         self.base_seq + 1
     }
 
+    /// Its head, and every later change of it (and its deletion).
+    pub fn watch_tail(&self) -> watch::Receiver<Tail> {
+        self.tail.subscribe()
+    }
+
     /// Takes the producer lock. Only a run's driver calls this on a session it
     /// holds: its run keeps the session alive. Everyone else goes through
     /// [`Hub::lock`], which never hands out a deleted session.
@@ -358,6 +366,7 @@ impl Session {
             fanout.last_finished_at = run_ended_at;
         }
         self.head.store(last, Ordering::Release);
+        self.tail.send_replace(Tail { position: last, closed: false, gone: false });
         fanout.subscribers.retain(|subscriber| {
             let kept = frames.iter().all(|(_, text)| subscriber.offer(text));
             if !kept {
@@ -577,6 +586,7 @@ impl Hub {
             })),
             fanout: Mutex::new(Fanout { ring, head, subscribers, last_finished_at: None, deleted: false }),
             head: AtomicU64::new(head),
+            tail: watch::Sender::new(Tail { position: head, closed: false, gone: false }),
             base_seq,
         });
         sessions.insert(id.to_owned(), Arc::clone(&session));
@@ -635,6 +645,7 @@ impl Hub {
             }))
             .expect("control frames encode"),
         );
+        session.tail.send_modify(|tail| tail.gone = true);
         let mut fanout = lock(&session.fanout);
         fanout.deleted = true;
         for subscriber in fanout.subscribers.drain(..) {

@@ -108,6 +108,7 @@ impl Failure {
         match error {
             ReadError::Bad(bad) => Self::stream(state, StreamError::Bad(bad)),
             ReadError::Gone => Self::stream(state, StreamError::NotFound),
+            ReadError::Compacted => Self::new(state, StatusCode::GONE, "offset_compacted", &error.to_string()),
             ReadError::Storage(error) => Self::stream(state, StreamError::Storage(error)),
         }
     }

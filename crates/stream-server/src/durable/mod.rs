@@ -9,10 +9,12 @@
 //! | [`registry`] | the streams and every rule that changes them |
 //! | [`read`] | catch-up, long-poll and SSE over any readable source |
 //! | [`http`] | the handlers: headers in, status and headers out |
+//! | [`sessions`] | every session, read as a stream of its frames |
 
 pub mod http;
 pub mod read;
 pub mod registry;
+pub mod sessions;
 pub mod wire;
 
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use crate::AppState;
 
 /// The routes of the protocol.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route(
+    Router::new().route("/v1/sessions/{id}/stream", get(sessions::read)).route(
         "/v1/stream/{*path}",
         get(http::get)
             .head(http::head)

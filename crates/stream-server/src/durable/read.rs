@@ -75,6 +75,10 @@ pub trait Source: Send + Sync + 'static {
     fn content_type(&self) -> &ContentType;
     /// Names this source in ETags (another source, or the same path made anew, differs).
     fn etag_id(&self) -> String;
+    /// The first position a read may start from (retention dropped what was before).
+    fn first_position(&self) -> u64 {
+        0
+    }
     /// What lies from `from` up to `until`, about `max_bytes` at most.
     fn page(
         &self,
@@ -94,6 +98,9 @@ pub enum ReadError {
     /// The source was deleted.
     #[error("no stream at this path")]
     Gone,
+    /// Retention dropped the data at the offset; a snapshot (REST) has what it held.
+    #[error("the data at this offset is no longer kept; read the snapshot and follow from its seq")]
+    Compacted,
     /// The log failed.
     #[error("storage is unavailable")]
     Storage(#[from] StoreError),
@@ -122,11 +129,12 @@ pub async fn read<S: Source>(
         return Err(ReadError::Gone);
     }
     let position = match query.start.unwrap_or(Start::Beginning) {
-        Start::Beginning => 0,
+        Start::Beginning => source.first_position(),
         Start::Now => tail.position,
         Start::At(Offset(position)) if position > tail.position => {
             return Err(WireError("the offset is beyond the stream's tail").into());
         }
+        Start::At(Offset(position)) if position < source.first_position() => return Err(ReadError::Compacted),
         Start::At(Offset(position)) => position,
     };
     let now = query.start == Some(Start::Now);
