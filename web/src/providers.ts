@@ -1,4 +1,6 @@
 // The providers a new session may use (`GET /v1/providers`), fetched once.
+// `external` runs are driven by a process outside, over HTTP: nothing a
+// person in this app can start, so it is not offered.
 import { useEffect, useState } from "react";
 import type { ProviderInfo } from "agent-stream";
 import { useStreamClient } from "agent-stream/react";
@@ -9,7 +11,7 @@ export function useProviders(): ProviderInfo[] {
   useEffect(() => {
     let current = true;
     client.listProviders().then(
-      (list) => current && setProviders(list),
+      (list) => current && setProviders(list.filter((entry) => entry.kind !== "external")),
       () => current && setProviders([]),
     );
     return () => {

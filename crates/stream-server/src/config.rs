@@ -142,6 +142,9 @@ pub struct Config {
     /// Milliseconds a Durable Streams long-poll waits for data before it answers 204.
     #[arg(long, env = "STREAM_LONG_POLL_MS", default_value_t = 30_000)]
     pub long_poll_ms: u64,
+    /// Milliseconds an `external` run's producer may stay silent before the run fails.
+    #[arg(long, env = "STREAM_EXTERNAL_RUN_TIMEOUT_MS", default_value_t = 60_000)]
+    pub external_run_timeout_ms: u64,
     /// Offers `POST /v1/test/drop-connections`, which closes every WebSocket
     /// (1012) while runs go on: end-to-end tests use it to cut the link.
     #[arg(long, env = "STREAM_TEST_HOOKS")]

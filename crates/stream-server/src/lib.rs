@@ -69,6 +69,8 @@ pub struct AppState {
     pub streams: durable::Streams,
     /// Providers by name.
     pub providers: Providers,
+    /// The runs outside processes drive (the `external` provider).
+    pub external: Arc<provider::external::ExternalRuns>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server shuts down.
@@ -126,13 +128,15 @@ impl AppState {
                 },
             },
         );
-        let providers = Providers::from_config(&config);
+        let external = Arc::new(provider::external::ExternalRuns::default());
+        let providers = Providers::from_config(&config, &external);
         let state = Arc::new(Self {
             access: access::Access::new(&config),
             config,
             hub,
             streams,
             providers,
+            external,
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

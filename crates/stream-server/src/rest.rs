@@ -15,6 +15,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::config::MAX_BODY_BYTES;
+use crate::durable::http::{Failure, producer_stamp};
+use crate::durable::wire::WireError;
 use crate::error::{AppError, AppJson};
 use crate::hub::{IfMissing, Locked};
 use crate::inputs::{self, CreateRequest, RenameRequest, SendRequest};
@@ -32,6 +34,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions/{id}", get(get_session).patch(rename_session).delete(delete_session))
         .route("/v1/sessions/{id}/messages", post(send_message))
         .route("/v1/sessions/{id}/abort", post(abort_run))
+        .route("/v1/sessions/{id}/runs", post(open_run))
+        .route("/v1/sessions/{id}/runs/{run_id}/events", post(append_run_events))
         .route("/v1/ws", get(crate::ws::upgrade))
         .route("/metrics", get(metrics))
         .merge(crate::durable::routes());
@@ -130,6 +134,17 @@ pub struct SendAccepted {
     pub run_id: String,
     /// The user message's id.
     pub message_id: String,
+}
+
+/// The answer to `POST /v1/sessions/{id}/runs` (`202`): the run, and where its producer appends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunOpened {
+    /// The run.
+    pub run_id: String,
+    /// The user message's id.
+    pub message_id: String,
+    /// The path its events go to.
+    pub events: String,
 }
 
 /// The answer to an abort (`202`): the run being stopped.
@@ -239,6 +254,54 @@ async fn send_message(
     let AppJson(request) = counted(&state, body)?;
     let answer = counted(&state, runs::send(&state, &id, request).await)?;
     Ok((StatusCode::ACCEPTED, Json(SendAccepted { run_id: answer.run_id, message_id: answer.message_id })))
+}
+
+/// `POST /v1/sessions/{id}/runs`: a send that answers where its run's
+/// events go; with `provider: "external"` an outside process drives it.
+async fn open_run(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<AppJson<SendRequest>, AppError>,
+) -> AppResult<(StatusCode, Json<RunOpened>)> {
+    session_id(&state, &id)?;
+    let AppJson(request) = counted(&state, body)?;
+    let answer = counted(&state, runs::send(&state, &id, request).await)?;
+    let events = format!("/v1/sessions/{id}/runs/{}/events", answer.run_id);
+    Ok((StatusCode::ACCEPTED, Json(RunOpened { run_id: answer.run_id, message_id: answer.message_id, events })))
+}
+
+/// `POST /v1/sessions/{id}/runs/{run_id}/events`: an external run's
+/// producer appends a batch of events (see [`crate::provider::external`]).
+async fn append_run_events(
+    State(state): State<Arc<AppState>>,
+    Path((id, run_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Failure> {
+    use crate::provider::external::ExternalError;
+    let stamp = match producer_stamp(&headers) {
+        Ok(Some(stamp)) => stamp,
+        Ok(None) => return Err(Failure::bad(&state, WireError("an external run's append needs producer headers"))),
+        Err(error) => return Err(Failure::bad(&state, error)),
+    };
+    let accepted = state.external.append(&id, &run_id, stamp, &body).await.map_err(|error| {
+        let message = error.to_string();
+        match error {
+            ExternalError::NoSuchRun(_) => Failure::new(&state, StatusCode::NOT_FOUND, "run_not_open", &message),
+            ExternalError::Ended(_) => Failure::new(&state, StatusCode::CONFLICT, "run_ended", &message),
+            ExternalError::Bad(_) => Failure::new(&state, StatusCode::BAD_REQUEST, "bad_run_events", &message),
+            ExternalError::Producer(error) => Failure::stream(&state, error),
+            ExternalError::NotStored => {
+                Failure::new(&state, StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", &message)
+            }
+        }
+    })?;
+    let status = if accepted.stored { StatusCode::OK } else { StatusCode::NO_CONTENT };
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    headers.insert("producer-epoch", HeaderValue::from(accepted.epoch));
+    headers.insert("producer-seq", HeaderValue::from(accepted.seq));
+    Ok(response)
 }
 
 async fn abort_run(

@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::error::AppError;
 use crate::hub::{ActiveRun, IfMissing, Locked, Session, new_id, now_ms};
 use crate::inputs::SendRequest;
-use crate::provider::{ProviderEvent, ProviderRun, RunRequest, Turn};
+use crate::provider::{Committed, ProviderEvent, ProviderRun, RunRequest, Turn};
 use crate::store::{SendAnswer, WriteOp};
 
 /// Provider events taken per append; they share one commit.
@@ -210,6 +210,7 @@ async fn drive(
     let mut events = Vec::with_capacity(EVENTS_PER_BATCH);
     let mut heard = Instant::now();
     let mut noticed = false;
+    let mut committed = Vec::new();
     let ending = loop {
         let silence = tokio::time::sleep_until(heard + if noticed { timeout } else { stall });
         tokio::select! {
@@ -242,11 +243,13 @@ async fn drive(
                 let mut exit = None;
                 for event in events.drain(..) {
                     match event {
-                        ProviderEvent::Exit { status, exit_code, error } => {
+                        // Nothing after the exit counts but the wish to hear it is stored.
+                        ProviderEvent::Exit { status, exit_code, error } if exit.is_none() => {
                             exit = Some(Ending { status, aborted: false, exit_code, error });
-                            break;
                         }
-                        ProviderEvent::Item(item) => items.push(item),
+                        ProviderEvent::Item(item) if exit.is_none() => items.push(item),
+                        ProviderEvent::Exit { .. } | ProviderEvent::Item(_) => {}
+                        ProviderEvent::Committed(ack) => committed.push(ack),
                     }
                 }
                 let stored = run.continuation_write(session.id(), &items);
@@ -256,6 +259,7 @@ async fn drive(
                 if let Some(exit) = exit {
                     break exit;
                 }
+                committed.drain(..).for_each(Committed::stored);
             }
         }
     };
@@ -282,6 +286,7 @@ async fn drive(
                 if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
                     producer.run = None;
                 }
+                committed.into_iter().for_each(Committed::stored);
                 return;
             }
             Err(error) => {

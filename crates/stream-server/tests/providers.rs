@@ -212,6 +212,7 @@ async fn the_providers_are_listed_with_kind_and_model() {
         listed,
         json!([
             {"name": "demo", "kind": "demo", "model": "demo-1", "default": true},
+            {"name": "external", "kind": "external", "default": false},
             {"name": "openai", "kind": "openai", "model": "llama3", "default": false},
         ])
     );

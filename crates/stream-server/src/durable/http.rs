@@ -63,7 +63,8 @@ type Answer = Result<Response, Failure>;
 pub struct Failure(Box<Response>);
 
 impl Failure {
-    fn new(state: &AppState, status: StatusCode, code: &'static str, message: &str) -> Self {
+    /// A refusal with this status and code, counted in `rejected_inputs`.
+    pub fn new(state: &AppState, status: StatusCode, code: &'static str, message: &str) -> Self {
         if status != StatusCode::SERVICE_UNAVAILABLE {
             state.metrics.reject(code);
         }
@@ -75,7 +76,8 @@ impl Failure {
         self
     }
 
-    fn stream(state: &AppState, error: StreamError) -> Self {
+    /// A refused stream request.
+    pub fn stream(state: &AppState, error: StreamError) -> Self {
         let message = error.to_string();
         match error {
             StreamError::Bad(_) => Self::new(state, StatusCode::BAD_REQUEST, "bad_stream_request", &message),
@@ -113,7 +115,8 @@ impl Failure {
         }
     }
 
-    fn bad(state: &AppState, error: WireError) -> Self {
+    /// A malformed request.
+    pub fn bad(state: &AppState, error: WireError) -> Self {
         Self::stream(state, StreamError::Bad(error))
     }
 }
@@ -183,17 +186,21 @@ fn create_request(headers: &HeaderMap, body: Bytes) -> Result<CreateRequest, Wir
     })
 }
 
+/// The idempotent-producer headers: all three, or none.
+pub fn producer_stamp(headers: &HeaderMap) -> Result<Option<ProducerStamp>, WireError> {
+    match (text(headers, "producer-id")?, text(headers, "producer-epoch")?, text(headers, "producer-seq")?) {
+        (None, None, None) => Ok(None),
+        (Some(id), Some(epoch), Some(seq)) if !id.is_empty() => Ok(Some(ProducerStamp {
+            id: id.to_owned(),
+            epoch: parse_count(epoch, false)?,
+            seq: parse_count(seq, false)?,
+        })),
+        _ => Err(WireError("Producer-Id (not empty), Producer-Epoch and Producer-Seq go together")),
+    }
+}
+
 fn append_request(headers: &HeaderMap, body: Bytes) -> Result<AppendRequest, WireError> {
-    let producer =
-        match (text(headers, "producer-id")?, text(headers, "producer-epoch")?, text(headers, "producer-seq")?) {
-            (None, None, None) => None,
-            (Some(id), Some(epoch), Some(seq)) if !id.is_empty() => Some(ProducerStamp {
-                id: id.to_owned(),
-                epoch: parse_count(epoch, false)?,
-                seq: parse_count(seq, false)?,
-            }),
-            _ => return Err(WireError("Producer-Id (not empty), Producer-Epoch and Producer-Seq go together")),
-        };
+    let producer = producer_stamp(headers)?;
     Ok(AppendRequest {
         content_type: content_type(headers)?,
         body: body.to_vec(),

@@ -544,7 +544,7 @@ impl Streams {
 
 /// A producer request against its last accepted one: `Ok(None)` to append,
 /// `Ok(Some(highest))` for a duplicate, or why it is refused.
-fn check_producer(known: Option<(u64, u64)>, stamp: &ProducerStamp) -> Result<Option<u64>, StreamError> {
+pub fn check_producer(known: Option<(u64, u64)>, stamp: &ProducerStamp) -> Result<Option<u64>, StreamError> {
     let Some((epoch, last)) = known else {
         return if stamp.seq == 0 { Ok(None) } else { Err(StreamError::SeqGap { expected: 0, received: stamp.seq }) };
     };

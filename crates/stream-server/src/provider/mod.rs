@@ -7,8 +7,10 @@
 //! | [`demo`] | the scripted demo agent |
 //! | [`process`] | any agent CLI: `command`, `claude-code`, `codex` |
 //! | [`http`] | streaming APIs: `openai`, `anthropic` |
+//! | [`external`] | `external`: a process outside drives the run over HTTP |
 
 pub mod demo;
+pub mod external;
 pub mod http;
 pub mod process;
 
@@ -25,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use demo::{DemoConfig, DemoProvider};
+use external::{ExternalProvider, ExternalRuns};
 use http::{Api, HttpProvider};
 use process::{Cli, ProcessProvider};
 
@@ -34,7 +37,7 @@ const OPENAI_API: &str = "https://api.openai.com/v1";
 const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 
 /// Something a provider did, in order; `Exit` comes last.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum ProviderEvent {
     /// What the agent did.
     Item(AgentItem),
@@ -47,6 +50,27 @@ pub enum ProviderEvent {
         /// Why it failed, when it did and no event said so.
         error: Option<String>,
     },
+    /// Answered once every event before it is committed (or, when an `Exit`
+    /// came before it, once the run's end is).
+    Committed(Committed),
+}
+
+/// The answer to a [`ProviderEvent::Committed`]; dropped unanswered when the
+/// events could not be stored.
+#[derive(Debug)]
+pub struct Committed(pub tokio::sync::oneshot::Sender<()>);
+
+impl Committed {
+    /// Says the events are stored.
+    pub fn stored(self) {
+        let _ = self.0.send(());
+    }
+}
+
+impl PartialEq for Committed {
+    fn eq(&self, _: &Self) -> bool {
+        false
+    }
 }
 
 impl From<AgentEvent> for ProviderEvent {
@@ -151,15 +175,18 @@ impl Providers {
     /// The providers the settings enable: `demo` always, `command` and the
     /// CLIs when given (or, for the CLIs, found on `PATH`), the HTTP APIs
     /// when configured.
-    pub fn from_config(config: &Config) -> Self {
-        let mut providers = Self::new(&config.default_provider).with(
-            "demo",
-            DemoProvider::new(DemoConfig {
-                delta_interval: Duration::from_millis(config.demo_delta_ms),
-                reply_words: config.demo_reply_words,
-                probe_every: config.demo_probe_every,
-            }),
-        );
+    pub fn from_config(config: &Config, external: &Arc<ExternalRuns>) -> Self {
+        let lease = Duration::from_millis(config.external_run_timeout_ms.max(1));
+        let mut providers = Self::new(&config.default_provider)
+            .with("external", ExternalProvider::new(Arc::clone(external), lease))
+            .with(
+                "demo",
+                DemoProvider::new(DemoConfig {
+                    delta_interval: Duration::from_millis(config.demo_delta_ms),
+                    reply_words: config.demo_reply_words,
+                    probe_every: config.demo_probe_every,
+                }),
+            );
         if let Some(program) = &config.command {
             providers =
                 providers.with("command", ProcessProvider::new(Cli::Command, program, config.command_args.clone()));
