@@ -131,3 +131,31 @@ async fn a_silent_producer_loses_its_run_and_an_abort_reaches_the_producer() {
             .await;
     assert_eq!(unknown.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_python_example_producer_streams_a_reply_into_a_session() {
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: no python3 on this machine");
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let base = server.url("");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/external_producer.py");
+    let output = tokio::process::Command::new("python3")
+        .args([script, &base, "py", "one two three"])
+        .output()
+        .await
+        .expect("run the example");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    wait_until_idle(&base, "py").await;
+    let snapshot = snapshot(&base, "py").await;
+    let reply: String = snapshot
+        .messages
+        .iter()
+        .filter(|message| message.role == Role::Assistant)
+        .map(|message| message.content.as_str())
+        .collect();
+    assert_eq!(reply, "one two three ");
+    let finished = run_finished_frames(&base, "py").await;
+    assert_eq!((finished.len(), &finished[0]["status"]), (1, &json!("complete")));
+}
