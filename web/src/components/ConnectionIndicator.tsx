@@ -1,4 +1,5 @@
-// Connected, connecting, reconnecting in N s (counting down), or resyncing.
+// Connected (over the WebSocket, or over HTTP when it is blocked), connecting,
+// reconnecting in N s (counting down), or resyncing.
 import { useEffect, useState } from "react";
 import type { ConnectionState } from "agent-stream";
 
@@ -14,7 +15,7 @@ export function ConnectionIndicator(props: { connection: ConnectionState; resync
     label = "Resyncing";
     tone = "warn";
   } else if (connection.kind === "open") {
-    label = "Connected";
+    label = connection.via === "sse" ? "Connected (HTTP)" : "Connected";
     tone = "ok";
   } else if (connection.kind === "connecting") {
     label = "Connecting";
@@ -24,7 +25,13 @@ export function ConnectionIndicator(props: { connection: ConnectionState; resync
     tone = "bad";
   }
   return (
-    <span className={`connection ${tone}`} role="status" aria-live="polite" data-state={resyncing ? "resyncing" : connection.kind}>
+    <span
+      className={`connection ${tone}`}
+      role="status"
+      aria-live="polite"
+      data-state={resyncing ? "resyncing" : connection.kind}
+      data-via={connection.kind === "open" ? connection.via : undefined}
+    >
       <span className="dot" aria-hidden="true" />
       {label}
     </span>

@@ -12,6 +12,7 @@
 
 import { ClientEngine } from "./wasm/stream_wasm.js";
 import type { ClientResult, Message, RunInfo, RunningEntry } from "./wasm/stream_wasm.js";
+import { offsetAfter, readEvents } from "./sse.js";
 
 /** The WebSocket constructor to use (the browser's, or e.g. the `ws` package in Node). */
 export type WebSocketLike = {
@@ -49,7 +50,8 @@ export interface StreamClientOptions {
 /** The state of the connection, for an indicator. */
 export type ConnectionState =
   | { kind: "connecting" }
-  | { kind: "open" }
+  /** Live: over the WebSocket, or over HTTP (SSE) while the WebSocket cannot connect. */
+  | { kind: "open"; via: "websocket" | "sse" }
   | { kind: "reconnecting"; attempt: number; retryAt: number }
   | { kind: "closed" };
 
@@ -165,6 +167,9 @@ export class StreamClient {
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private stallTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
+  /** Sessions followed over HTTP (SSE) while the WebSocket cannot connect. */
+  private readonly httpFollowers = new Map<string, AbortController>();
+  private fallingBack = false;
   private readonly scheduleFlush = frameScheduler(() => this.flush());
 
   constructor(options: StreamClientOptions = {}) {
@@ -328,6 +333,7 @@ export class StreamClient {
   /** Closes the socket and stops every timer. */
   close(): void {
     this.closed = true;
+    this.stopHttpFallback();
     for (const timer of [this.reconnectTimer, this.heartbeatTimer, this.pollTimer, this.stallTimer]) {
       if (timer) clearTimeout(timer);
     }
@@ -389,6 +395,7 @@ export class StreamClient {
       };
       this.channels.set(sessionId, channel);
       this.subscribe(sessionId);
+      if (this.fallingBack) this.followOverHttp(sessionId);
     }
     const held = channel;
     held.users += 1;
@@ -399,6 +406,8 @@ export class StreamClient {
       held.users -= 1;
       if (held.users > 0 || this.channels.get(sessionId) !== held) return;
       this.sendFrame({ type: "unsubscribe", channel: sessionId });
+      this.httpFollowers.get(sessionId)?.abort();
+      this.httpFollowers.delete(sessionId);
       this.engine.close(sessionId);
       this.channels.delete(sessionId);
       this.dirtyChannels.delete(sessionId);
@@ -416,10 +425,13 @@ export class StreamClient {
     this.setState(this.attempt === 0 ? { kind: "connecting" } : this.state);
     const socket = new WebSocketImpl(url.toString());
     this.socket = socket;
+    let opened = false;
     socket.onopen = () => {
+      opened = true;
       this.attempt = 0;
       this.lastMessageAt = Date.now();
-      this.setState({ kind: "open" });
+      this.stopHttpFallback();
+      this.setState({ kind: "open", via: "websocket" });
       socket.send(JSON.stringify({ type: "watch_running" }));
       for (const sessionId of this.channels.keys()) this.subscribe(sessionId);
       this.startHeartbeat();
@@ -433,6 +445,8 @@ export class StreamClient {
       if (this.socket !== socket) return;
       this.socket = null;
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      // A socket that never opened may be blocked (a proxy, a firewall): follow over HTTP meanwhile.
+      if (!opened) this.startHttpFallback();
       this.scheduleReconnect();
     };
   }
@@ -443,9 +457,62 @@ export class StreamClient {
     const ceiling = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (this.attempt - 1));
     // Jitter spreads reconnects of many clients after a server restart.
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    this.setState({ kind: "reconnecting", attempt: this.attempt, retryAt: Date.now() + delay });
+    if (!(this.fallingBack && this.state.kind === "open")) {
+      this.setState({ kind: "reconnecting", attempt: this.attempt, retryAt: Date.now() + delay });
+    }
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
     this.startPolling();
+  }
+
+  private startHttpFallback(): void {
+    if (this.fallingBack || this.closed) return;
+    this.fallingBack = true;
+    for (const sessionId of this.channels.keys()) this.followOverHttp(sessionId);
+  }
+
+  private stopHttpFallback(): void {
+    this.fallingBack = false;
+    for (const follower of this.httpFollowers.values()) follower.abort();
+    this.httpFollowers.clear();
+  }
+
+  /** Follows a session over its Durable Streams read: a snapshot first (the
+   *  engine may be on another epoch), then SSE from the engine's cursor, again
+   *  after each response ends, until the WebSocket opens. */
+  private followOverHttp(sessionId: string): void {
+    if (this.httpFollowers.has(sessionId)) return;
+    const follower = new AbortController();
+    this.httpFollowers.set(sessionId, follower);
+    const { signal } = follower;
+    const path = `/v1/sessions/${encodeURIComponent(sessionId)}`;
+    void (async () => {
+      let needSnapshot = true;
+      let failures = 0;
+      while (!signal.aborted) {
+        try {
+          if (needSnapshot) {
+            const snapshot = await this.request(path, "GET", undefined, signal);
+            if (!snapshot.ok) throw new Error(`HTTP ${snapshot.status}`);
+            this.receive(await snapshot.text());
+            needSnapshot = false;
+          }
+          const subscribe = JSON.parse(this.engine.subscribeFrame(sessionId) ?? "{}") as { after_seq?: number };
+          const offset = offsetAfter(subscribe.after_seq ?? 0);
+          const response = await this.request(`${path}/stream?offset=${offset}&live=sse`, "GET", undefined, signal);
+          // 410: retention dropped what follows the cursor; start again from a snapshot.
+          if (response.status === 410) needSnapshot = true;
+          if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+          failures = 0;
+          if (this.socket?.readyState !== OPEN) this.setState({ kind: "open", via: "sse" });
+          await readEvents(response.body, (event) => event.event === "data" && this.receive(event.data), signal);
+        } catch {
+          if (signal.aborted) return;
+          failures += 1;
+          const delay = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (failures - 1));
+          await new Promise((done) => setTimeout(done, delay));
+        }
+      }
+    })();
   }
 
   private startHeartbeat(): void {
@@ -459,7 +526,8 @@ export class StreamClient {
   private startPolling(): void {
     if (this.pollTimer) return;
     this.pollTimer = setInterval(() => {
-      if (this.state.kind === "open") {
+      // Over SSE nothing pushes the running list: keep polling it.
+      if (this.state.kind === "open" && this.state.via === "websocket") {
         if (this.pollTimer) clearInterval(this.pollTimer);
         this.pollTimer = null;
         return;
@@ -594,7 +662,7 @@ export class StreamClient {
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  private request(path: string, method: string, body?: object): Promise<Response> {
+  private request(path: string, method: string, body?: object, signal?: AbortSignal): Promise<Response> {
     const fetchImpl = this.options.fetch ?? globalThis.fetch;
     const headers: Record<string, string> = {};
     if (body) headers["content-type"] = "application/json";
@@ -603,6 +671,7 @@ export class StreamClient {
       method,
       headers,
       body: body ? JSON.stringify(body) : undefined,
+      signal,
     });
   }
 }

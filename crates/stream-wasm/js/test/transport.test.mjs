@@ -183,3 +183,38 @@ test("an id watcher hears of new messages only, a message watcher of its message
     unwatchUser();
     unwatchIds();
   }));
+
+/** A WebSocket that a proxy blocks: it never opens, only fails. */
+class BlockedWebSocket {
+  constructor() {
+    this.readyState = 3;
+    setTimeout(() => {
+      this.onerror?.({});
+      this.onclose?.({ code: 1006 });
+    }, 0);
+  }
+  send() {}
+  close() {}
+}
+
+test("with the WebSocket blocked, a session streams over SSE and ends with the server's hash", async () => {
+  const server = await startServer({ args: ["--demo-delta-ms", "2", "--demo-reply-words", "300"] });
+  const client = new StreamClient({ baseUrl: server.base, WebSocket: BlockedWebSocket, backoffMs: 50, maxBackoffMs: 200 });
+  try {
+    const sessionId = "sse1";
+    const unwatch = client.watch(sessionId, () => {});
+    await client.send(sessionId, "over http", "c1");
+    // Seen running: frames arrive live over SSE, not only in the final snapshot.
+    await until(client, sessionId, (s) => s.run !== null && s.messages.some((m) => m.role === "assistant"));
+    await until(client, sessionId, (s) => s.run === null && s.messages.some((m) => m.role === "assistant" && m.status !== "streaming"));
+    assert.equal(client.connection().kind, "open");
+    assert.equal(client.connection().via, "sse");
+    const rest = await restSnapshot(server.base, sessionId);
+    assert.equal(client.stateHash(sessionId), rest.state_hash);
+    assert.equal(client.snapshot(sessionId).messages.length, rest.messages.length);
+    unwatch();
+  } finally {
+    client.close();
+    await server.stop();
+  }
+});
