@@ -200,6 +200,35 @@ test("when the server drops every socket mid-run the page reconnects, resumes an
   await page.context().close();
 });
 
+test("with the WebSocket blocked the page follows over HTTP: a prompt streams, a reload resumes, both end as the server's", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.addInitScript(() => {
+    // What a proxy that refuses WebSockets looks like to a page: a socket that never opens.
+    window.WebSocket = class BlockedWebSocket {
+      constructor() {
+        this.readyState = 3;
+        setTimeout(() => {
+          this.onerror?.(new Event("error"));
+          this.onclose?.(new CloseEvent("close", { code: 1006 }));
+        }, 0);
+      }
+      send() {}
+      close() {}
+    };
+  });
+  const page = await newPage(context);
+  const sessionId = await newSessionThroughTheUi(page, server.base);
+  await sendPrompt(page, "Stream over HTTP");
+  await page.locator("article.assistant[data-status=streaming] .markdown").waitFor();
+  await page.locator(".connection[data-via=sse]").waitFor({ timeout: 10_000 });
+  assert.match(await page.locator(".connection").innerText(), /Connected \(HTTP\)/);
+  await page.screenshot({ path: `${shots}/over-http.png` });
+  await page.reload();
+  await page.locator("article.assistant .markdown").first().waitFor();
+  await expectSameAsServer(page, server.base, sessionId);
+  await context.close();
+});
+
 test("two tabs on one session end identical", async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const first = await newPage(context);
