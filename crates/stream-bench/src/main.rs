@@ -8,7 +8,10 @@
 //!    sequencer, group commit, fan-out, socket write) and nothing else.
 //! 2. Memory: server RSS per idle connection at 10,000 idle connections.
 //! 3. Resume: time to catch up a 10,000-frame gap, from the memory ring and
-//!    from SQLite (the server restarted with a tiny ring).
+//!    from SQLite (the server restarted with a tiny ring), and by Durable
+//!    Streams long-poll catch-up (`GET /v1/sessions/{id}/stream`, page by page).
+//! 4. SSE delivery: the full-speed case of 1, read by SSE readers of
+//!    `/v1/sessions/{id}/stream?live=sse` instead of WebSocket subscribers.
 //!
 //! Usage: `loadgen --server target/release/stream-server [--quick]`. Prints a
 //! table and writes `target/bench/server.json`.
@@ -195,6 +198,81 @@ async fn delivery(
     Delivery { delta_ms, sessions, subscribers, frames, seconds, latency_ms }
 }
 
+/// Frames/s delivered to `readers` SSE readers of each of `sessions` sessions.
+async fn sse_delivery(binary: &Path, dir: &Path, sessions: usize, readers: usize, words: usize) -> (u64, f64) {
+    let words = words.to_string();
+    let server = Server::spawn(binary, dir, &["--demo-delta-ms", "0", "--demo-reply-words", &words]);
+    let http = reqwest::Client::new();
+    for session in 0..sessions {
+        // A first run makes each session exist before its readers follow it.
+        post_send(&http, &server, &format!("sse{session}"), "c0").await;
+        wait_idle(&http, &server, &format!("sse{session}")).await;
+    }
+    let mut tasks = Vec::new();
+    for session in 0..sessions {
+        let url = server.url(&format!("/v1/sessions/sse{session}/stream?offset=now&live=sse"));
+        for _ in 0..readers {
+            let mut response = http.get(&url).send().await.expect("sse");
+            assert_eq!(response.status().as_u16(), 200);
+            tasks.push(tokio::spawn(async move {
+                let (mut frames, mut pending) = (0u64, String::new());
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    pending.push_str(&String::from_utf8_lossy(&chunk));
+                    // Only whole events are counted: a key is never split between chunks.
+                    let Some(end) = pending.rfind("\n\n") else { continue };
+                    let events: String = pending.drain(..end + 2).collect();
+                    frames += count_frames(&events) as u64;
+                    if events.contains("\"run_finished\"") {
+                        break;
+                    }
+                }
+                frames
+            }));
+        }
+    }
+    // Each session's first run ended before the readers came; the second is measured.
+    let started = Instant::now();
+    for session in 0..sessions {
+        post_send(&http, &server, &format!("sse{session}"), "c1").await;
+    }
+    let mut frames = 0;
+    for task in tasks {
+        frames += task.await.expect("reader");
+    }
+    (frames, frames as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn wait_idle(http: &reqwest::Client, server: &Server, session: &str) {
+    loop {
+        let snapshot: serde_json::Value = http
+            .get(server.url(&format!("/v1/sessions/{session}")))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if snapshot["run"].is_null() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Milliseconds to catch up `gap` frames by Durable Streams long-poll reads, page by page.
+async fn long_poll_catch_up(server: &Server, session: &str, after: u64, gap: u64) -> f64 {
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let (mut offset, mut received) = (format!("{:016}_{after:016}", 0), 0u64);
+    while received < gap {
+        let url = server.url(&format!("/v1/sessions/{session}/stream?offset={offset}&live=long-poll"));
+        let response = http.get(url).send().await.expect("long-poll");
+        offset = response.headers()["stream-next-offset"].to_str().expect("offset").to_owned();
+        received += count_frames(&response.text().await.expect("page")) as u64;
+    }
+    started.elapsed().as_secs_f64() * 1e3
+}
+
 async fn idle_memory(binary: &Path, dir: &Path, connections: usize) -> (u64, u64, f64) {
     let server = Server::spawn(binary, dir, &[]);
     // Warm up the allocator and the runtime with a few connections first.
@@ -213,7 +291,7 @@ async fn idle_memory(binary: &Path, dir: &Path, connections: usize) -> (u64, u64
     (before, after, (after.saturating_sub(before)) as f64 * 1024.0 / connections as f64)
 }
 
-async fn resume_gap(binary: &Path, dir: &Path, gap: u64) -> (f64, f64) {
+async fn resume_gap(binary: &Path, dir: &Path, gap: u64) -> (f64, f64, f64) {
     let words = (gap + 100).to_string();
     let (epoch, head) = {
         let server = Server::spawn(binary, dir, &["--demo-delta-ms", "0", "--demo-reply-words", &words]);
@@ -250,7 +328,13 @@ async fn resume_gap(binary: &Path, dir: &Path, gap: u64) -> (f64, f64) {
     };
     let from_memory = measure(&[]).await;
     let from_log = measure(&["--ring-frames", "16"]).await;
-    (from_memory, from_log)
+    let server = Server::spawn(binary, dir, &[]);
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        samples.push(long_poll_catch_up(&server, "gap", head - gap, gap).await);
+    }
+    samples.sort_by(f64::total_cmp);
+    (from_memory, from_log, samples[samples.len() / 2])
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -292,7 +376,10 @@ async fn main() {
     let (rss_before, rss_after, bytes_per_idle) = idle_memory(&binary, &dir, idle).await;
     let _ = std::fs::remove_dir_all(dir);
     let dir = temp_dir("resume");
-    let (resume_memory_ms, resume_log_ms) = resume_gap(&binary, &dir, 10_000).await;
+    let (resume_memory_ms, resume_log_ms, resume_long_poll_ms) = resume_gap(&binary, &dir, 10_000).await;
+    let _ = std::fs::remove_dir_all(dir);
+    let dir = temp_dir("sse");
+    let (sse_frames, sse_rate) = sse_delivery(&binary, &dir, 10, 10, words).await;
     let _ = std::fs::remove_dir_all(dir);
 
     println!("stream-server load ({} cores), demo provider, {words} words per reply at full speed", num_cpus());
@@ -339,7 +426,15 @@ async fn main() {
         "idle connections: {idle}, server RSS {rss_before} KiB -> {rss_after} KiB, {bytes_per_idle:.0} bytes per connection"
     );
     println!(
-        "resume of a 10,000-frame gap (median of 5): {resume_memory_ms:.1} ms from memory, {resume_log_ms:.1} ms from SQLite"
+        "resume of a 10,000-frame gap (median of 5): {resume_memory_ms:.1} ms from memory, {resume_log_ms:.1} ms from SQLite, {resume_long_poll_ms:.1} ms by Durable Streams long-poll"
+    );
+    let websocket_rate = cases
+        .iter()
+        .find(|case| case.sessions == 10 && case.subscribers == 10 && case.delta_ms == 0)
+        .map_or(f64::NAN, |case| case.frames as f64 / case.seconds);
+    println!(
+        "SSE delivery, 10 sessions x 10 readers at full speed: {sse_frames} frames, {sse_rate:.0} frames/s ({:.2}x the WebSocket's {websocket_rate:.0})",
+        sse_rate / websocket_rate
     );
     let report = json!({
         "benchmark": "stream-server load",
@@ -351,6 +446,9 @@ async fn main() {
         "bytes_per_idle_connection": bytes_per_idle,
         "resume_10000_gap_memory_ms": resume_memory_ms,
         "resume_10000_gap_sqlite_ms": resume_log_ms,
+        "resume_10000_gap_long_poll_ms": resume_long_poll_ms,
+        "sse_delivery_frames": sse_frames,
+        "sse_delivery_frames_per_second": sse_rate,
     });
     let dir = Path::new("target/bench");
     std::fs::create_dir_all(dir).expect("target/bench");
