@@ -1,7 +1,9 @@
 //! Every piece of client input the server parses, each through the one
 //! function its handler uses: WebSocket frames, REST bodies, names, and the
-//! host, origin and token of a request. [`fuzz`] drives them all from raw
-//! bytes, for the fuzz target and for the replay of its finds in `just test`.
+//! host, origin and token of a request; the Durable Streams handlers' offsets,
+//! headers and bodies, and external runs' batches, parse in their own
+//! modules. [`fuzz`] drives them all from raw bytes, for the fuzz target and
+//! for the replay of its finds in `just test`.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 use stream_core::frame::{ClientFrame, FrameError, is_valid_session_id, parse_client_frame};
@@ -92,7 +94,7 @@ pub fn fuzz_access() -> Access {
 pub fn fuzz(data: &[u8], access: &Access) {
     let Some((&pick, rest)) = data.split_first() else { return };
     let text = String::from_utf8_lossy(rest);
-    match pick % 6 {
+    match pick % 9 {
         0 => {
             if let Ok(ClientFrame::Subscribe { channel, .. }) = client_frame(&text) {
                 is_valid_session_id(&channel);
@@ -115,6 +117,30 @@ pub fn fuzz(data: &[u8], access: &Access) {
         }
         4 => {
             is_valid_session_id(&text);
+        }
+        6 => {
+            use crate::durable::wire;
+            let _ = wire::parse_read_query(Some(&text));
+            let _ = wire::ContentType::parse(&text).map(|content_type| content_type.is_text());
+            let _ = (wire::parse_ttl(&text), wire::parse_expires_at(&text), wire::parse_count(&text, false));
+            let _ = wire::json_messages(rest, false);
+            wire::sse_data_lines(&mut Vec::new(), rest, true);
+        }
+        7 => {
+            // A Durable Streams request's headers, split at NUL bytes, then its body.
+            let mut parts = rest.split(|&byte| byte == 0);
+            let mut headers = HeaderMap::new();
+            for name in crate::durable::http::REQUEST_HEADERS {
+                if let Some(value) = parts.next().and_then(|part| HeaderValue::from_bytes(part).ok()) {
+                    headers.insert(HeaderName::from_static(name), value);
+                }
+            }
+            let body = axum::body::Bytes::copy_from_slice(parts.next().unwrap_or_default());
+            let _ = crate::durable::http::create_request(&headers, body.clone());
+            let _ = crate::durable::http::append_request(&headers, body);
+        }
+        8 => {
+            let _ = crate::provider::external::parse_batch(rest).map(|lines| lines.len());
         }
         _ => {
             // Host, origin, bearer and query, split at NUL bytes.

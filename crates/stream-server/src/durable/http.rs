@@ -151,7 +151,8 @@ fn content_type(headers: &HeaderMap) -> Result<Option<ContentType>, WireError> {
     text(headers, "content-type")?.filter(|value| !value.trim().is_empty()).map(ContentType::parse).transpose()
 }
 
-fn create_request(headers: &HeaderMap, body: Bytes) -> Result<CreateRequest, WireError> {
+/// A PUT's headers and body, as the handler reads them.
+pub fn create_request(headers: &HeaderMap, body: Bytes) -> Result<CreateRequest, WireError> {
     let ttl_seconds = text(headers, "stream-ttl")?.map(parse_ttl).transpose()?;
     let expires_at_ms = text(headers, "stream-expires-at")?.map(parse_expires_at).transpose()?;
     if ttl_seconds.is_some() && expires_at_ms.is_some() {
@@ -199,7 +200,8 @@ pub fn producer_stamp(headers: &HeaderMap) -> Result<Option<ProducerStamp>, Wire
     }
 }
 
-fn append_request(headers: &HeaderMap, body: Bytes) -> Result<AppendRequest, WireError> {
+/// A POST's headers and body, as the handler reads them.
+pub fn append_request(headers: &HeaderMap, body: Bytes) -> Result<AppendRequest, WireError> {
     let producer = producer_stamp(headers)?;
     Ok(AppendRequest {
         content_type: content_type(headers)?,

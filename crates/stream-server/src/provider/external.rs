@@ -32,15 +32,17 @@ const ENDED_KEPT: Duration = Duration::from_secs(600);
 
 /// One line of an append: an event of the `command` vocabulary, or the end.
 #[derive(Debug)]
-enum Line {
+pub enum Line {
+    /// The run's end.
     Finish(Finish),
+    /// An event.
     Item(AgentItem),
 }
 
 /// `{"type":"finish","status":"complete"|"failed","error"?,"exit_code"?}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Finish {
+pub struct Finish {
     #[serde(rename = "type")]
     _type: String,
     status: FinishStatus,
@@ -52,8 +54,10 @@ struct Finish {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum FinishStatus {
+pub enum FinishStatus {
+    /// It did what it was asked.
     Complete,
+    /// It did not.
     Failed,
 }
 
@@ -176,7 +180,7 @@ impl From<Line> for ProviderEvent {
 }
 
 /// A batch: a JSON array of events, at most one `finish`, and that one last.
-fn parse_batch(body: &[u8]) -> Result<Vec<Line>, ExternalError> {
+pub fn parse_batch(body: &[u8]) -> Result<Vec<Line>, ExternalError> {
     let bad = |message: String| ExternalError::Bad(message);
     let values: Vec<serde_json::Value> =
         serde_json::from_slice(body).map_err(|error| bad(format!("the body is a JSON array of events: {error}")))?;
