@@ -54,7 +54,7 @@ pub struct Finish {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FinishStatus {
+enum FinishStatus {
     /// It did what it was asked.
     Complete,
     /// It did not.
