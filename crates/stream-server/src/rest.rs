@@ -245,14 +245,23 @@ async fn delete_session(State(state): State<Arc<AppState>>, Path(id): Path<Strin
     }
 }
 
+/// A send to session `id`, by either route that takes one.
+async fn start_run(
+    state: &Arc<AppState>,
+    id: &str,
+    body: Result<AppJson<SendRequest>, AppError>,
+) -> AppResult<crate::store::SendAnswer> {
+    session_id(state, id)?;
+    let AppJson(request) = counted(state, body)?;
+    counted(state, runs::send(state, id, request).await)
+}
+
 async fn send_message(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     body: Result<AppJson<SendRequest>, AppError>,
 ) -> AppResult<(StatusCode, Json<SendAccepted>)> {
-    session_id(&state, &id)?;
-    let AppJson(request) = counted(&state, body)?;
-    let answer = counted(&state, runs::send(&state, &id, request).await)?;
+    let answer = start_run(&state, &id, body).await?;
     Ok((StatusCode::ACCEPTED, Json(SendAccepted { run_id: answer.run_id, message_id: answer.message_id })))
 }
 
@@ -263,9 +272,7 @@ async fn open_run(
     Path(id): Path<String>,
     body: Result<AppJson<SendRequest>, AppError>,
 ) -> AppResult<(StatusCode, Json<RunOpened>)> {
-    session_id(&state, &id)?;
-    let AppJson(request) = counted(&state, body)?;
-    let answer = counted(&state, runs::send(&state, &id, request).await)?;
+    let answer = start_run(&state, &id, body).await?;
     let events = format!("/v1/sessions/{id}/runs/{}/events", answer.run_id);
     Ok((StatusCode::ACCEPTED, Json(RunOpened { run_id: answer.run_id, message_id: answer.message_id, events })))
 }
