@@ -28,6 +28,8 @@ struct Played {
     verdict: StreamVerdict,
     continuation: Option<String>,
     cost_usd: Option<f64>,
+    /// The translator's frames.
+    frames: Vec<stream_core::FrameBody>,
 }
 
 /// Plays the wire bytes, cut at `cuts` (positions, any order), into a session.
@@ -63,8 +65,10 @@ fn play(transcript: &Transcript, cuts: &[usize]) -> Played {
     let verdict = decoder.verdict();
     let status = if verdict.failed.is_some() { Outcome::Failed } else { Outcome::Complete };
     translator.finish(status, 2, &mut bodies);
+    let frames = bodies.clone();
     apply(bodies, &mut state);
     Played {
+        frames,
         messages: state.messages().to_vec(),
         hash: state.state_hash(),
         verdict,
@@ -266,5 +270,90 @@ proptest! {
             let cut = play(transcript, &cuts);
             prop_assert_eq!(&cut, &whole, "{} cut at {:?}", transcript.name, cuts);
         }
+    }
+}
+
+/// What a UI message stream assembles to, checked against the client's rules
+/// as it goes: every delta and end after its start, every tool output after
+/// its input, one terminal chunk, last.
+#[derive(Debug, Default, PartialEq)]
+struct Assembled {
+    text: String,
+    reasoning: String,
+    calls: BTreeSet<(String, String)>,
+    outputs: BTreeSet<String>,
+}
+
+fn assemble(chunks: &[Value]) -> Assembled {
+    let mut assembled = Assembled::default();
+    let (mut open_text, mut open_reasoning, mut inputs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for (index, chunk) in chunks.iter().enumerate() {
+        let id = || str_at(chunk, "/id").to_owned();
+        let call = || str_at(chunk, "/toolCallId").to_owned();
+        match str_at(chunk, "/type") {
+            "text-start" => assert!(open_text.insert(id())),
+            "text-delta" => {
+                assert!(open_text.contains(&id()), "text-delta before its start: {chunk}");
+                assembled.text.push_str(str_at(chunk, "/delta"));
+            }
+            "text-end" => assert!(open_text.remove(&id()), "text-end before its start: {chunk}"),
+            "reasoning-start" => assert!(open_reasoning.insert(id())),
+            "reasoning-delta" => {
+                assert!(open_reasoning.contains(&id()), "reasoning-delta before its start: {chunk}");
+                assembled.reasoning.push_str(str_at(chunk, "/delta"));
+            }
+            "reasoning-end" => assert!(open_reasoning.remove(&id()), "reasoning-end before its start"),
+            "tool-input-start" => assert!(inputs.insert(call())),
+            "tool-input-available" => {
+                assert!(inputs.contains(&call()), "input before its start: {chunk}");
+                assert_eq!((chunk["dynamic"].as_bool(), chunk["providerExecuted"].as_bool()), (Some(true), Some(true)));
+                assembled.calls.insert((call(), str_at(chunk, "/toolName").to_owned()));
+            }
+            "tool-output-available" | "tool-output-error" => {
+                assert!(inputs.contains(&call()), "output of an unknown call: {chunk}");
+                assert!(assembled.outputs.insert(call()), "a second output: {chunk}");
+            }
+            "finish" | "error" | "abort" => {
+                assert_eq!(index, chunks.len() - 1, "the terminal chunk is last");
+                assert!(open_text.is_empty() && open_reasoning.is_empty(), "parts left open");
+            }
+            "start" | "start-step" | "finish-step" | "message-metadata" => {}
+            other => panic!("unexpected chunk type {other}"),
+        }
+    }
+    assert!(matches!(chunks.last().map(|chunk| str_at(chunk, "/type")), Some("finish" | "error" | "abort")));
+    assembled
+}
+
+#[test]
+fn every_transcript_is_a_valid_ui_message_stream_with_the_sessions_parts() {
+    use stream_core::frame::{FrameBody, RunFinished, RunStarted};
+    use stream_core::server::UiMessageStream;
+    for transcript in &transcripts::all() {
+        let played = play(transcript, &[]);
+        let status = if played.verdict.failed.is_some() { Outcome::Failed } else { Outcome::Complete };
+        let mut stream = UiMessageStream::new("r");
+        let mut chunks = Vec::new();
+        let started = FrameBody::RunStarted(RunStarted { run_id: "r".into(), provider: "p".into(), started_at: 0 });
+        let finished = FrameBody::RunFinished(RunFinished {
+            run_id: "r".into(),
+            status,
+            aborted: false,
+            exit_code: None,
+            state_hash: None,
+        });
+        for frame in std::iter::once(&started).chain(&played.frames).chain(std::iter::once(&finished)) {
+            stream.push(frame, &mut chunks);
+        }
+        let chunks: Vec<Value> = chunks.iter().map(|chunk| serde_json::to_value(chunk).unwrap()).collect();
+        let assembled = assemble(&chunks);
+        let top: Vec<Message> = played.messages.iter().filter(|m| m.parent_tool_call_id.is_none()).cloned().collect();
+        let name = &transcript.name;
+        assert_eq!(assembled.text, text_of(&top, Role::Assistant), "{name}");
+        assert_eq!(assembled.reasoning, text_of(&top, Role::Reasoning), "{name}");
+        assert_eq!(assembled.calls, tool_calls(&top), "{name}");
+        let answered: BTreeSet<String> =
+            tool_results(&top).into_iter().filter(|id| assembled.calls.iter().any(|(call, _)| call == id)).collect();
+        assert_eq!(assembled.outputs, answered, "{name}");
     }
 }
