@@ -23,10 +23,12 @@
 //! | [`ws`] | the WebSocket connection |
 //! | [`rest`] | the REST API |
 //! | [`durable`] | the Durable Streams protocol at `/v1/stream/*` |
+//! | [`ai_sdk`] | the AI SDK's `useChat` endpoints at `/v1/ai-sdk/chat` |
 //! | [`metrics`] | Prometheus metrics |
 //! | [`error`] | REST errors |
 
 pub mod access;
+pub mod ai_sdk;
 pub mod config;
 pub mod durable;
 pub mod error;

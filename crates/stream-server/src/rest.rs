@@ -36,6 +36,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions/{id}/abort", post(abort_run))
         .route("/v1/sessions/{id}/runs", post(open_run))
         .route("/v1/sessions/{id}/runs/{run_id}/events", post(append_run_events))
+        .route("/v1/ai-sdk/chat", post(crate::ai_sdk::chat))
+        .route("/v1/ai-sdk/chat/{id}/stream", get(crate::ai_sdk::resume).delete(crate::ai_sdk::stop))
         .route("/v1/ws", get(crate::ws::upgrade))
         .route("/metrics", get(metrics))
         .merge(crate::durable::routes());
@@ -88,7 +90,8 @@ fn session_id(state: &AppState, id: &str) -> AppResult<()> {
     }
 }
 
-fn counted<T>(state: &AppState, result: AppResult<T>) -> AppResult<T> {
+/// Counts a refused input in `rejected_inputs` by its code.
+pub(crate) fn counted<T>(state: &AppState, result: AppResult<T>) -> AppResult<T> {
     if let Err(error) = &result
         && matches!(error, AppError::BadRequest { .. } | AppError::PayloadTooLarge(_))
     {

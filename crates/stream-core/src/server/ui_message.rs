@@ -14,8 +14,8 @@
 //! - `run_finished` → `finish-step`, then `finish`, `abort` or `error`.
 //!
 //! Every delta follows its start (the client fails the stream otherwise):
-//! a part is opened by its message's `message_started`, and a delta or end
-//! of a message never opened is not sent. Messages of subagents (inside a
+//! a part opens with its message's first text, and a delta or end of a
+//! message never opened is not sent. Messages of subagents (inside a
 //! tool call) and the user's are left out: they are not the reply's parts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -265,20 +265,11 @@ impl UiMessageStream {
                     Role::User | Role::System => return,
                 };
                 self.parts.insert(started.message_id.clone(), part);
-                let id = started.message_id.clone();
-                match part {
-                    Part::Text => {
-                        if std::mem::take(&mut self.step_answered) {
-                            out.extend([UiChunk::FinishStep, UiChunk::StartStep]);
-                        }
-                        out.push(UiChunk::TextStart { id: id.clone() });
-                    }
-                    Part::Reasoning => out.push(UiChunk::ReasoningStart { id: id.clone() }),
-                    Part::Tool => return,
+                if part == Part::Text && std::mem::take(&mut self.step_answered) {
+                    out.extend([UiChunk::FinishStep, UiChunk::StartStep]);
                 }
-                self.open.push(id.clone());
-                if let Some(content) = started.content.as_ref().filter(|content| !content.is_empty()) {
-                    self.delta(&id, content, out);
+                if let Some(content) = &started.content {
+                    self.delta(&started.message_id, content, out);
                 }
             }
             FrameBody::Delta(delta) => self.delta(&delta.message_id, &delta.content, out),
@@ -351,23 +342,34 @@ impl UiMessageStream {
         }
     }
 
-    fn delta(&self, message_id: &str, content: &str, out: &mut Vec<UiChunk>) {
-        if !self.open.iter().any(|open| open == message_id) || content.is_empty() {
+    /// Text of a message: its part opens with its first text, so a message
+    /// without any (a tool call alone, hidden reasoning) adds no empty part.
+    fn delta(&mut self, message_id: &str, content: &str, out: &mut Vec<UiChunk>) {
+        let part = self.parts.get(message_id).copied();
+        if content.is_empty() || !matches!(part, Some(Part::Text | Part::Reasoning)) {
             return;
         }
-        let (id, delta) = (message_id.to_owned(), content.to_owned());
-        match self.parts.get(message_id) {
-            Some(Part::Text) => out.push(UiChunk::TextDelta { id, delta }),
-            Some(Part::Reasoning) => out.push(UiChunk::ReasoningDelta { id, delta }),
-            _ => {}
+        let id = message_id.to_owned();
+        if !self.open.contains(&id) {
+            self.open.push(id.clone());
+            out.push(match part {
+                Some(Part::Text) => UiChunk::TextStart { id: id.clone() },
+                _ => UiChunk::ReasoningStart { id: id.clone() },
+            });
         }
+        let delta = content.to_owned();
+        out.push(match part {
+            Some(Part::Text) => UiChunk::TextDelta { id, delta },
+            _ => UiChunk::ReasoningDelta { id, delta },
+        });
     }
 
+    /// A message ended: its part closes, and nothing more is added to it.
     fn close(&mut self, message_id: &str, out: &mut Vec<UiChunk>) {
+        let part = self.parts.remove(message_id);
         let Some(at) = self.open.iter().position(|open| open == message_id) else { return };
-        self.open.remove(at);
-        let id = message_id.to_owned();
-        match self.parts.get(message_id) {
+        let id = self.open.remove(at);
+        match part {
             Some(Part::Text) => out.push(UiChunk::TextEnd { id }),
             Some(Part::Reasoning) => out.push(UiChunk::ReasoningEnd { id }),
             _ => {}

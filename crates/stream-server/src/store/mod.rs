@@ -333,6 +333,23 @@ impl Store {
         .await
     }
 
+    /// The seq of the `run_started` of run `run_id`: the first frame that
+    /// names the run (run ids are unique), if the log still holds it.
+    pub async fn run_start_seq(&self, session_id: &str, run_id: &str) -> Result<Option<u64>, StoreError> {
+        let session_id = session_id.to_owned();
+        let needle = format!("\"run_id\":{}", serde_json::Value::from(run_id));
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT MIN(seq) FROM frames WHERE session_id = ?1 AND instr(body, ?2) > 0",
+                    params![session_id, needle],
+                    |row| row.get::<_, Option<i64>>(0),
+                )
+                .map(|seq| seq.map(|seq| seq as u64))
+        })
+        .await
+    }
+
     /// The session's base snapshot (JSON) and its seq, once it was compacted.
     pub async fn base(&self, session_id: &str) -> Result<Option<(u64, String)>, StoreError> {
         let session_id = session_id.to_owned();
