@@ -36,9 +36,9 @@ setup:
     fi
 
 # Format check, lints, native tests, wasm32 tests (Node and headless Chromium),
-# the npm package tests, the Durable Streams conformance suite, and the web
-# app's end-to-end tests in Chromium.
-test: lint test-native test-wasm test-js test-conformance test-e2e
+# the npm package tests, the Durable Streams conformance suite, the AI SDK
+# client tests, and the web app's end-to-end tests in Chromium.
+test: lint test-native test-wasm test-js test-conformance test-ai-sdk test-e2e
 
 # Formatting and clippy with warnings as errors.
 lint:
@@ -74,6 +74,11 @@ test-e2e: web server-debug
 # against the debug server on a free port; it prints passed / run.
 test-conformance: server-debug
     cd tests/conformance && STREAM_SERVER_BIN="{{justfile_directory()}}/target/debug/stream-server" node_modules/.bin/vitest run
+
+# The AI SDK endpoints with the real `ai` client in Node, and a useChat page
+# (tests/ai-sdk/page, built with esbuild) in headless Chromium.
+test-ai-sdk: server-debug
+    cd tests/ai-sdk && npm run build --silent && STREAM_SERVER_BIN="{{justfile_directory()}}/target/debug/stream-server" node --test --test-concurrency=1 chat.test.mjs chromium.test.mjs
 
 # The server binary the JavaScript tests start.
 server-debug:
