@@ -5,6 +5,7 @@
 // 204; a retry starts no second run; stop aborts; bad bodies get a 400.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { DefaultChatTransport, readUIMessageStream } from "ai";
 import { startServer } from "../support/server.mjs";
 import { expectedMessage, uiParts } from "./expected.mjs";
@@ -156,4 +157,29 @@ test("bad bodies get a 400 with the reason", async () => {
     assert.equal(error.code, code);
     assert.ok(error.message.length > 10, error.message);
   }
+});
+
+test("the stream's headers and framing are those of the library's own server (../shared fixtures)", async (t) => {
+  const fixtures = new URL("../../../shared/fixtures/providers/ai-sdk-ui/", import.meta.url);
+  let expected;
+  try {
+    expected = JSON.parse(readFileSync(new URL("synthetic-ui-message-stream.expected-uimessage.json", fixtures), "utf8"));
+  } catch {
+    t.skip("../shared/fixtures/providers/ai-sdk-ui is absent");
+    return;
+  }
+  const response = await fetch(`${server.base}/v1/ai-sdk/chat`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ id: "chat6", messages: [userMessage("u1", "Frame it")], trigger: "submit-message" }),
+  });
+  // `connection` is hop-by-hop: HTTP/1.1 keeps the connection alive without it.
+  for (const [name, value] of Object.entries(expected.headers).filter(([name]) => name !== "connection")) {
+    assert.equal(response.headers.get(name), value, name);
+  }
+  const text = await response.text();
+  const library = readFileSync(new URL("synthetic-ui-message-stream.sse", fixtures), "utf8");
+  const framing = (sse) => sse.split("\n\n").filter(Boolean).map((event) => (event.startsWith("data: {") ? "data: {…}" : event));
+  assert.deepEqual(new Set(framing(text)), new Set(framing(library)), "data: <json> events, then data: [DONE]");
+  assert.ok(text.endsWith("data: [DONE]\n\n"));
 });
