@@ -13,8 +13,9 @@
 //! 4. SSE delivery: the full-speed case of 1, read by SSE readers of
 //!    `/v1/sessions/{id}/stream?live=sse` instead of WebSocket subscribers.
 //!
-//! Usage: `loadgen --server target/release/stream-server [--quick]`. Prints a
-//! table and writes `target/bench/server.json`.
+//! Usage: `loadgen --server target/release/stream-server [--quick] [--idle-only]`.
+//! Prints a table and writes `target/bench/server.json` (`--idle-only`: only
+//! the idle-connection figure, printed).
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -355,6 +356,13 @@ async fn main() {
     let quick = args.iter().any(|arg| arg == "--quick");
     // Replies long enough that the load lasts seconds while latency is probed.
     let (words, idle) = if quick { (2_000, 1_000) } else { (10_000, 10_000) };
+    if args.iter().any(|arg| arg == "--idle-only") {
+        let dir = temp_dir("idle");
+        let (before, after, bytes) = idle_memory(&binary, &dir, idle).await;
+        let _ = std::fs::remove_dir_all(dir);
+        println!("idle connections: {idle}, server RSS {before} KiB -> {after} KiB, {bytes:.0} bytes per connection");
+        return;
+    }
 
     let mut cases = Vec::new();
     // Full speed measures capacity (latency there is queueing behind the

@@ -14,7 +14,7 @@ use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use stream_core::frame::{ClientFrame, ControlFrame, Hello, PROTOCOL_VERSION, Pong, SubscribeMode, Unsubscribed};
 use stream_core::server::{Verdict, verdict};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::AppState;
@@ -24,12 +24,17 @@ use crate::hub::{CatchUp, CatchUpStep, Outbox, empty_snapshot_text, protocol_err
 /// Most queued texts sent in one WebSocket message.
 const MAX_BATCH: usize = 256;
 
+/// The socket's read buffer: see [`upgrade`].
+const READ_BUFFER_BYTES: usize = 512;
+
 /// Upgrades to a WebSocket with small buffers (idle connections stay light)
-/// and a bound on what a client may send.
+/// and a bound on what a client may send. The read buffer is allocated at
+/// once and kept: client frames are small (a subscribe is ~100 bytes), and a
+/// larger one is read in several reads, not refused.
 pub async fn upgrade(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Response {
     let tracked = state.tasks.clone();
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_message_size(MAX_WEBSOCKET_MESSAGE_BYTES)
         .max_frame_size(MAX_WEBSOCKET_MESSAGE_BYTES)
@@ -48,10 +53,11 @@ where
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let id = state.next_connection_id();
-    let (outbox, mut queue) = Outbox::new(id, state.config.outbox_frames.max(crate::runs::MAX_FRAMES_PER_APPEND));
     let mut connection = Connection {
         state: Arc::clone(&state),
-        outbox,
+        id,
+        outbox: None,
+        queue: None,
         subscriptions: HashSet::new(),
         watching: None,
         last_sent: Instant::now(),
@@ -64,7 +70,9 @@ where
     });
     let heartbeat = Duration::from_millis(state.config.heartbeat_ms.max(1));
     let mut ticks = tokio::time::interval(heartbeat);
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Grown by the first batch, and let go when the queue runs dry: an idle
+    // connection holds no batch buffer.
+    let mut batch = Vec::new();
     let mut dropped = state.drop_connections.subscribe();
     let mut result = connection.send(&mut sink, encode(&hello)).await;
     while result.is_ok() {
@@ -92,16 +100,20 @@ where
                     break;
                 }
             },
-            received = queue.recv_many(&mut batch, MAX_BATCH) => {
+            received = next_batch(&mut connection.queue, &mut batch) => {
                 if received == 0 {
                     break;
                 }
                 state.metrics.frames_sent.inc_by(batch.len() as u64);
                 let text = batch_text(&batch);
-                batch.clear();
+                if connection.queue.as_ref().is_none_or(mpsc::Receiver::is_empty) {
+                    batch = Vec::new();
+                } else {
+                    batch.clear();
+                }
                 connection.send(&mut sink, text).await
             }
-            _ = connection.outbox.evicted() => connection.report_evictions(&mut sink).await,
+            _ = evicted(&connection.outbox) => connection.report_evictions(&mut sink).await,
             changed = watch_changed(&mut connection.watching) => match changed {
                 Some(text) => connection.send(&mut sink, text.to_string()).await,
                 None => Ok(()),
@@ -123,13 +135,27 @@ where
 
 struct Connection {
     state: Arc<AppState>,
-    outbox: Arc<Outbox>,
+    id: u64,
+    /// Made at the first subscribe: a connection that follows nothing holds no queue.
+    outbox: Option<Arc<Outbox>>,
+    queue: Option<mpsc::Receiver<Arc<str>>>,
     subscriptions: HashSet<String>,
     watching: Option<watch::Receiver<Arc<str>>>,
     last_sent: Instant,
 }
 
 impl Connection {
+    /// The connection's outbox, made on first use.
+    fn outbox(&mut self) -> Arc<Outbox> {
+        if let Some(outbox) = &self.outbox {
+            return Arc::clone(outbox);
+        }
+        let capacity = self.state.config.outbox_frames.max(crate::runs::MAX_FRAMES_PER_APPEND);
+        let (outbox, queue) = Outbox::new(self.id, capacity);
+        self.queue = Some(queue);
+        Arc::clone(self.outbox.insert(outbox))
+    }
+
     async fn send<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W, text: String) -> SendResult {
         self.last_sent = Instant::now();
         sink.send(Message::Text(text.into())).await
@@ -157,7 +183,7 @@ impl Connection {
             }
             ClientFrame::Unsubscribe { channel } => {
                 if self.subscriptions.remove(&channel) {
-                    self.state.hub.detach(&channel, self.outbox.id).await;
+                    self.state.hub.detach(&channel, self.id).await;
                 }
                 Ok(())
             }
@@ -185,16 +211,17 @@ impl Connection {
         }
         if self.subscriptions.contains(&channel) {
             // A resubscribe (after a resync) starts over from the new cursor.
-            self.state.hub.detach(&channel, self.outbox.id).await;
+            self.state.hub.detach(&channel, self.id).await;
         } else if self.subscriptions.len() >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
             let message = format!("at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} channels per connection");
             return self.refuse(sink, "too_many_subscriptions", &message, Some(&channel)).await;
         }
         let state = Arc::clone(&self.state);
         let hub = &state.hub;
+        let outbox = self.outbox();
         // Looped only when the session is deleted between the lookup and the attach.
         let (session, after_seq, head) = loop {
-            let session = match hub.attach_or_wait(&channel, &self.outbox).await {
+            let session = match hub.attach_or_wait(&channel, &outbox).await {
                 Ok(session) => session,
                 Err(error) => {
                     tracing::error!(%error, "subscribe failed on storage");
@@ -212,7 +239,7 @@ impl Connection {
             };
             match verdict(Some(session.epoch()), session.head(), session.retained_from(), epoch.as_deref(), after_seq) {
                 Verdict::Snapshot => {
-                    let Some((seq, snapshot)) = session.attach_with_snapshot(&self.outbox).await else { continue };
+                    let Some((seq, snapshot)) = session.attach_with_snapshot(&outbox).await else { continue };
                     self.subscriptions.insert(channel.clone());
                     hub.metrics().resume("snapshot");
                     let subscribed = subscribed_text(&channel, Some(session.epoch()), seq, SubscribeMode::Snapshot);
@@ -224,7 +251,7 @@ impl Connection {
         };
         self.subscriptions.insert(channel.clone());
         self.send(sink, subscribed_text(&channel, Some(session.epoch()), head, SubscribeMode::Replay)).await?;
-        let mut catch_up = CatchUp::new(session, Arc::clone(&self.outbox), after_seq);
+        let mut catch_up = CatchUp::new(session, outbox, after_seq);
         loop {
             match catch_up.next(hub).await {
                 Ok(CatchUpStep::Page(texts)) => {
@@ -251,12 +278,29 @@ impl Connection {
     }
 
     async fn report_evictions<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W) -> SendResult {
-        for channel in self.outbox.take_evicted() {
+        let evicted = self.outbox.as_ref().map(|outbox| outbox.take_evicted()).unwrap_or_default();
+        for channel in evicted {
             self.subscriptions.remove(&channel);
             let notice = Unsubscribed { channel, reason: "slow_consumer".into() };
             self.send(sink, encode(&ControlFrame::Unsubscribed(notice))).await?;
         }
         Ok(())
+    }
+}
+
+/// The next batch of queued texts (0: the queue closed); waits forever without a queue.
+async fn next_batch(queue: &mut Option<mpsc::Receiver<Arc<str>>>, batch: &mut Vec<Arc<str>>) -> usize {
+    match queue {
+        Some(queue) => queue.recv_many(batch, MAX_BATCH).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when a channel was dropped for slow consumption.
+async fn evicted(outbox: &Option<Arc<Outbox>>) {
+    match outbox {
+        Some(outbox) => outbox.evicted().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -307,3 +351,4 @@ mod tests {
         assert_eq!(batch_text(&two), "[{\"a\":1},{\"b\":2}]");
     }
 }
+
