@@ -25,7 +25,7 @@ use crate::hub::{CatchUp, CatchUpStep, Outbox, empty_snapshot_text, protocol_err
 const MAX_BATCH: usize = 256;
 
 /// The socket's read buffer: see [`upgrade`].
-const READ_BUFFER_BYTES: usize = 512;
+const READ_BUFFER_BYTES: usize = 256;
 
 /// Upgrades to a WebSocket with small buffers (idle connections stay light)
 /// and a bound on what a client may send. The read buffer is allocated at
@@ -86,7 +86,8 @@ where
                 break;
             }
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => connection.handle(&mut sink, text.as_str()).await,
+                // Boxed: a subscribe's catch-up is a large future, and an idle connection should not carry it.
+                Some(Ok(Message::Text(text))) => Box::pin(connection.handle(&mut sink, text.as_str())).await,
                 Some(Ok(Message::Binary(_))) => {
                     connection.refuse(&mut sink, "binary_not_supported", "send frames as JSON text", None).await
                 }
@@ -113,7 +114,7 @@ where
                 }
                 connection.send(&mut sink, text).await
             }
-            _ = evicted(&connection.outbox) => connection.report_evictions(&mut sink).await,
+            _ = evicted(&connection.outbox) => Box::pin(connection.report_evictions(&mut sink)).await,
             changed = watch_changed(&mut connection.watching) => match changed {
                 Some(text) => connection.send(&mut sink, text.to_string()).await,
                 None => Ok(()),
@@ -351,4 +352,3 @@ mod tests {
         assert_eq!(batch_text(&two), "[{\"a\":1},{\"b\":2}]");
     }
 }
-
