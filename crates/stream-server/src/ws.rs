@@ -70,8 +70,8 @@ where
     });
     let heartbeat = Duration::from_millis(state.config.heartbeat_ms.max(1));
     let mut ticks = tokio::time::interval(heartbeat);
-    // Grown by the first batch, and let go when the queue runs dry: an idle
-    // connection holds no batch buffer.
+    // Made for the first batch, let go after a heartbeat period without one:
+    // an idle connection holds no batch buffer, a busy one keeps it.
     let mut batch = Vec::new();
     let mut dropped = state.drop_connections.subscribe();
     let mut result = connection.send(&mut sink, encode(&hello)).await;
@@ -107,11 +107,7 @@ where
                 }
                 state.metrics.frames_sent.inc_by(batch.len() as u64);
                 let text = batch_text(&batch);
-                if connection.queue.as_ref().is_none_or(mpsc::Receiver::is_empty) {
-                    batch = Vec::new();
-                } else {
-                    batch.clear();
-                }
+                batch.clear();
                 connection.send(&mut sink, text).await
             }
             _ = evicted(&connection.outbox) => Box::pin(connection.report_evictions(&mut sink)).await,
@@ -121,6 +117,7 @@ where
             },
             _ = ticks.tick() => {
                 if connection.last_sent.elapsed() >= heartbeat {
+                    batch = Vec::new();
                     connection.send(&mut sink, encode(&ControlFrame::Pong(Pong { id: None }))).await
                 } else {
                     Ok(())
@@ -292,7 +289,12 @@ impl Connection {
 /// The next batch of queued texts (0: the queue closed); waits forever without a queue.
 async fn next_batch(queue: &mut Option<mpsc::Receiver<Arc<str>>>, batch: &mut Vec<Arc<str>>) -> usize {
     match queue {
-        Some(queue) => queue.recv_many(batch, MAX_BATCH).await,
+        Some(queue) => {
+            if batch.capacity() == 0 {
+                batch.reserve_exact(MAX_BATCH);
+            }
+            queue.recv_many(batch, MAX_BATCH).await
+        }
         None => std::future::pending().await,
     }
 }
