@@ -13,13 +13,11 @@
 //! same after a reload, on any connection; stream-core's
 //! [`UiMessageStream`] decides every chunk.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,7 +26,7 @@ use stream_core::server::{UiChunk, UiMessageStream};
 use tokio::sync::watch;
 
 use crate::AppState;
-use crate::durable::read::Tail;
+use crate::durable::read::{Events, Tail, event_stream};
 use crate::error::{AppError, AppJson};
 use crate::hub::{IfMissing, Session};
 use crate::inputs::{MAX_CONTENT_BYTES, SendRequest};
@@ -158,14 +156,8 @@ async fn run_stream(state: &AppState, session_id: &str, run_id: &str) -> Result<
         position: start - 1,
         done: false,
     };
-    let events = futures_util::stream::unfold(follower, |mut follower| async move {
-        let bytes = follower.next().await?;
-        Some((Ok::<_, Infallible>(Bytes::from(bytes)), follower))
-    });
-    let mut response = Response::new(Body::from_stream(events));
+    let mut response = event_stream(follower);
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-vercel-ai-ui-message-stream", HeaderValue::from_static("v1"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
@@ -181,9 +173,8 @@ struct Follower {
     done: bool,
 }
 
-impl Follower {
-    /// The next bytes of the response; `None` ends it.
-    async fn next(&mut self) -> Option<Vec<u8>> {
+impl Events for Follower {
+    async fn next_event(&mut self) -> Option<Vec<u8>> {
         if self.done {
             return None;
         }

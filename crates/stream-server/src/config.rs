@@ -9,6 +9,10 @@ use clap::Parser;
 
 /// Largest REST body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Longest append (or initial content) of a Durable Streams stream: streams
+/// may carry files, and a client's upload is read whole before it is answered.
+pub const MAX_STREAM_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Largest client WebSocket frame accepted as a protocol frame; larger ones
 /// get `protocol_error` with code `oversize`.
 pub const MAX_CLIENT_FRAME_BYTES: usize = 64 * 1024;

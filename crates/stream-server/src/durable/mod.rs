@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -38,7 +39,8 @@ pub fn routes() -> Router<Arc<AppState>> {
             .put(http::create)
             .post(http::append)
             .delete(http::delete)
-            .options(http::preflight),
+            .options(http::preflight)
+            .layer(DefaultBodyLimit::max(crate::config::MAX_STREAM_BODY_BYTES)),
     )
 }
 

@@ -250,17 +250,29 @@ fn sse<S: Source>(
         done: false,
         deadline: Instant::now() + SSE_LIFETIME,
     };
-    let events = futures_util::stream::unfold(state, |mut state| async move {
-        let event = state.next_event().await?;
-        Some((Ok::<_, Infallible>(Bytes::from(event)), state))
+    let mut response = event_stream(state);
+    if !as_text {
+        response.headers_mut().insert("stream-sse-data-encoding", HeaderValue::from_static("base64"));
+    }
+    response
+}
+
+/// Writes an event stream a piece at a time.
+pub trait Events: Send + 'static {
+    /// The next bytes of the stream; `None` ends it.
+    fn next_event(&mut self) -> impl Future<Output = Option<Vec<u8>>> + Send;
+}
+
+/// A `text/event-stream` response (not cached) of `events`.
+pub fn event_stream(events: impl Events) -> Response {
+    let body = futures_util::stream::unfold(events, |mut events| async move {
+        let bytes = events.next_event().await?;
+        Some((Ok::<_, Infallible>(Bytes::from(bytes)), events))
     });
-    let mut response = Response::new(Body::from_stream(events));
+    let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if !as_text {
-        headers.insert("stream-sse-data-encoding", HeaderValue::from_static("base64"));
-    }
     response
 }
 
@@ -277,8 +289,7 @@ struct SseState<S> {
     deadline: Instant,
 }
 
-impl<S: Source> SseState<S> {
-    /// The next event's bytes; `None` ends the response.
+impl<S: Source> Events for SseState<S> {
     async fn next_event(&mut self) -> Option<Vec<u8>> {
         if self.done {
             return None;
@@ -315,7 +326,9 @@ impl<S: Source> SseState<S> {
             }
         }
     }
+}
 
+impl<S: Source> SseState<S> {
     /// A control event for where the reader now stands.
     fn control(&mut self, tail: Tail) -> Vec<u8> {
         let caught_up = self.position >= tail.position;
