@@ -26,16 +26,17 @@ use stream_core::server::{UiChunk, UiMessageStream};
 use tokio::sync::watch;
 
 use crate::AppState;
-use crate::durable::read::{Events, Tail, event_stream};
+use crate::durable::read::{Events, Source, Tail, event_stream};
+use crate::durable::sessions::SessionStream;
 use crate::error::{AppError, AppJson};
-use crate::hub::{IfMissing, Session};
+use crate::hub::IfMissing;
 use crate::inputs::{MAX_CONTENT_BYTES, SendRequest};
 use crate::rest::counted;
 use crate::runs;
 use crate::store::Store;
 
-/// Frames read from the log per step of a stream.
-const PAGE_FRAMES: usize = 1_024;
+/// About the most bytes of frames read from the log per step of a stream.
+const PAGE_BYTES: usize = 256 * 1024;
 /// An SSE comment this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -148,9 +149,10 @@ async fn run_stream(state: &AppState, session_id: &str, run_id: &str) -> Result<
         .run_start_seq(session_id, run_id)
         .await?
         .ok_or_else(|| AppError::NotFound("the log no longer holds this run".into()))?;
+    let source = SessionStream::new(session);
     let follower = Follower {
-        tail: session.watch_tail(),
-        session,
+        tail: source.tail(),
+        source,
         store,
         stream: UiMessageStream::new(run_id),
         position: start - 1,
@@ -165,7 +167,7 @@ async fn run_stream(state: &AppState, session_id: &str, run_id: &str) -> Result<
 
 /// Reads a session's log from a run's start and writes its chunks as SSE.
 struct Follower {
-    session: Arc<Session>,
+    source: SessionStream,
     store: Store,
     tail: watch::Receiver<Tail>,
     stream: UiMessageStream,
@@ -185,16 +187,16 @@ impl Events for Follower {
                 return Some(sse(&[UiChunk::Error { error_text: "the session was deleted".into() }], true));
             }
             if self.position < tail.position {
-                let frames = match self.store.frames_after(self.session.id(), self.position, PAGE_FRAMES).await {
-                    Ok(frames) => frames,
+                let page = match self.source.page(&self.store, self.position, tail.position, PAGE_BYTES).await {
+                    Ok(page) if page.next > self.position => page,
+                    Ok(_) => return None,
                     Err(error) => {
                         tracing::warn!(%error, "an AI SDK stream could not read the log");
                         return None;
                     }
                 };
-                let &(last, _) = frames.last()?;
-                self.position = last;
-                let batch = format!("[{}]", frames.iter().map(|(_, text)| &**text).collect::<Vec<_>>().join(","));
+                self.position = page.next;
+                let batch = String::from_utf8_lossy(&page.body);
                 let mut chunks = Vec::new();
                 for parsed in parse_server_message(&batch, None, DEFAULT_MAX_MESSAGE_BYTES).frames {
                     if let ServerFrame::Sequenced(frame) = parsed.frame {

@@ -19,10 +19,17 @@ use crate::store::{Store, StoreError};
 /// Most frames one page reads from the log.
 const PAGE_FRAMES: usize = 1_024;
 
-/// A live session as a readable source.
-struct SessionStream {
+/// A live session as a readable source: pages are JSON arrays of its frames.
+pub struct SessionStream {
     session: Arc<Session>,
     content_type: ContentType,
+}
+
+impl SessionStream {
+    /// The session's frames as a source.
+    pub fn new(session: Arc<Session>) -> Self {
+        Self { session, content_type: ContentType::parse("application/json").expect("a valid content type") }
+    }
 }
 
 impl Source for SessionStream {
@@ -75,8 +82,7 @@ pub async fn read(
         Ok(None) => return Err(Failure::read(&state, read::ReadError::Gone)),
         Err(error) => return Err(Failure::read(&state, error.into())),
     };
-    let content_type = ContentType::parse("application/json").expect("a valid content type");
-    let source = Arc::new(SessionStream { session, content_type });
+    let source = Arc::new(SessionStream::new(session));
     read::read(source, state.hub.store().clone(), query, &headers, read_settings(&state))
         .await
         .map_err(|error| Failure::read(&state, error))
