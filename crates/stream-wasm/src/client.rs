@@ -212,6 +212,13 @@ impl ClientEngine {
         Some(self.inner.session(session_id)?.state_hash().to_string())
     }
 
+    /// The last seq the session applied (0 before its first): where an HTTP
+    /// (Durable Streams) read of its frames resumes.
+    #[wasm_bindgen(js_name = cursorSeq)]
+    pub fn cursor_seq(&self, #[wasm_bindgen(js_name = sessionId)] session_id: &str) -> Option<f64> {
+        Some(self.inner.session(session_id)?.cursor().seq as f64)
+    }
+
     /// The JSON text of a session's `subscribe` frame: from its cursor, or
     /// without one when only a snapshot can help.
     #[wasm_bindgen(js_name = subscribeFrame)]

@@ -496,8 +496,7 @@ export class StreamClient {
             this.receive(await snapshot.text());
             needSnapshot = false;
           }
-          const subscribe = JSON.parse(this.engine.subscribeFrame(sessionId) ?? "{}") as { after_seq?: number };
-          const offset = offsetAfter(subscribe.after_seq ?? 0);
+          const offset = offsetAfter(this.engine.cursorSeq(sessionId) ?? 0);
           const response = await this.request(`${path}/stream?offset=${offset}&live=sse`, "GET", undefined, signal);
           // 410: retention dropped what follows the cursor; start again from a snapshot.
           if (response.status === 410) needSnapshot = true;
