@@ -30,15 +30,24 @@ setup:
             (cd "$dir" && npm ci --no-audit --no-fund)
         fi
     done < <(find . -name package-lock.json -not -path '*/node_modules/*' -not -path './target/*')
-    if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } && [ "$(id -u)" = 0 ]; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+    # System packages: Chromium for the browser tests, redis-server for the
+    # Redis backend's tests (each starts its own on a free port).
+    packages=()
+    { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || packages+=(chromium chromium-driver)
+    command -v redis-server >/dev/null || packages+=(redis-server)
+    if [ "${#packages[@]}" -gt 0 ]; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"
+        else
+            echo "setup: install ${packages[*]} (Debian packages) as root" >&2
+        fi
     fi
 
-# Format check, lints, native tests, wasm32 tests (Node and headless Chromium),
+# Format check, lints, native tests (the server's again on Redis), wasm32 tests (Node and headless Chromium),
 # the npm package tests, the Durable Streams conformance suite, the AI SDK
 # client tests, and the web app's end-to-end tests in Chromium.
-test: lint test-native test-wasm test-js test-conformance test-ai-sdk test-e2e
+test: lint test-native test-redis test-wasm test-js test-conformance test-ai-sdk test-e2e
 
 # Formatting and clippy with warnings as errors.
 lint:
@@ -49,6 +58,11 @@ lint:
 # Every native test of the workspace.
 test-native:
     cargo test --workspace
+
+# The server's integration tests again with the session log on Redis (a
+# redis-server of each test's own); the store's unit tests run on both already.
+test-redis:
+    STREAM_TEST_STORE=redis cargo test -p stream-server --test '*'
 
 # stream-core's unit and property tests and the bindings' tests on wasm32:
 # in Node, then in headless Chromium.

@@ -34,6 +34,11 @@ pub struct Config {
     /// SQLite database file; default `<data-dir>/stream.db`.
     #[arg(long, env = "STREAM_DATABASE")]
     pub database: Option<PathBuf>,
+    /// Redis for the session log (e.g. `redis://127.0.0.1:6379/`), shared by
+    /// every node given the same URL; the Durable Streams at `/v1/stream/*`
+    /// stay in the SQLite database.
+    #[arg(long, env = "STREAM_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Static web app to serve at `/`; default `web/dist` when it exists.
     #[arg(long, env = "STREAM_WEB_DIR")]
     pub web_dir: Option<PathBuf>,

@@ -304,9 +304,19 @@ impl Session {
         // The session's cost is summed again only when this batch can change it.
         let cost_changes = bodies.iter().any(changes_cost);
         let mut frames = Vec::with_capacity(bodies.len());
+        let mut started_run = None;
         for body in bodies {
+            let run_id = match &body {
+                FrameBody::RunStarted(started) => Some(started.run_id.clone()),
+                _ => None,
+            };
             match producer.sequencer.append(body) {
-                Ok(appended) => frames.push((appended.seq, Arc::<str>::from(appended.text))),
+                Ok(appended) => {
+                    if let Some(run_id) = run_id {
+                        started_run = Some((run_id, appended.seq));
+                    }
+                    frames.push((appended.seq, Arc::<str>::from(appended.text)));
+                }
                 Err(dropped) => {
                     tracing::debug!(session = %self.id, %dropped, "frame dropped");
                     hub.metrics.drop_frame(dropped.label());
@@ -333,6 +343,7 @@ impl Session {
                 name: producer.sequencer.state().name().map(str::to_owned),
                 open_run: producer.sequencer.running().map(|run| run.run_id.clone()),
                 cost_usd: cost_changes.then(|| producer.sequencer.state().cost_usd()),
+                started_run,
                 now,
             });
         }
@@ -873,11 +884,11 @@ mod tests {
         }
     }
 
-    fn test_hub(name: &str) -> TestHub {
+    async fn test_hub(name: &str) -> TestHub {
         let dir = std::env::temp_dir().join(format!("stream-hub-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir.join("stream.db"), Arc::new(|_, _| {})).unwrap();
+        let store = Store::open(&dir.join("stream.db"), None, Arc::new(|_, _| {})).await.unwrap();
         let config = HubConfig {
             ring: RingLimits { max_frames: 64, max_bytes: 1 << 20 },
             retention_ms: 0,
@@ -897,7 +908,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_under_catch_up_stays_in_memory_and_the_subscriber_gets_what_follows() {
-        let test = test_hub("catch-up");
+        let test = test_hub("catch-up").await;
         let hub = &test.hub;
         rename(hub, "s", "one").await;
         rename(hub, "s", "two").await;
@@ -927,7 +938,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_holder_keeps_its_session_in_memory_so_one_sequencer_holds_the_channel() {
-        let test = test_hub("producer");
+        let test = test_hub("producer").await;
         let hub = &test.hub;
         rename(hub, "s", "one").await;
         // A send looked the session up; the maintenance pass runs before it takes the lock.
@@ -941,7 +952,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deleted_session_refuses_its_producer_and_subscribers_so_holders_look_again() {
-        let test = test_hub("deleted");
+        let test = test_hub("deleted").await;
         let hub = &test.hub;
         rename(hub, "s", "one").await;
         let (outbox, _queue) = Outbox::new(1, 64);
@@ -958,7 +969,7 @@ mod tests {
 
     #[tokio::test]
     async fn retention_compacts_an_idle_session_into_its_snapshot_at_a_new_epoch() {
-        let test = test_hub("compact");
+        let test = test_hub("compact").await;
         let hub = &test.hub;
         for name in ["one", "two", "three"] {
             rename(hub, "s", name).await;
@@ -1000,7 +1011,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_watched_or_busy_session_is_not_evicted() {
-        let test = test_hub("kept");
+        let test = test_hub("kept").await;
         let hub = &test.hub;
         rename(hub, "watched", "w").await;
         rename(hub, "busy", "b").await;

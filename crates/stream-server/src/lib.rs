@@ -15,7 +15,8 @@
 //! |---|---|
 //! | [`access`] | the host, origin and token checks |
 //! | [`config`] | flags and environment |
-//! | [`store`] | the SQLite log and its group-commit writer |
+//! | [`store`] | the durable log: SQLite (group commit) or Redis |
+//! | [`local_redis`] | a `redis-server` of one's own, for tests and benchmarks |
 //! | [`inputs`] | the parsing of every client input, and its fuzz entry |
 //! | [`hub`] | live sessions: sequencer, hot ring, fan-out, running index |
 //! | [`runs`] | sends, aborts, the run driver, crash recovery |
@@ -34,6 +35,7 @@ pub mod durable;
 pub mod error;
 pub mod hub;
 pub mod inputs;
+pub mod local_redis;
 pub mod metrics;
 pub mod provider;
 pub mod rest;
@@ -112,11 +114,13 @@ impl AppState {
         let observer = Arc::clone(&metrics);
         let store = Store::open(
             &config.database_path(),
+            config.redis_url.as_deref(),
             Arc::new(move |writes, seconds| {
                 observer.commit_seconds.observe(seconds);
                 observer.commit_batch.observe(writes as f64);
             }),
-        )?;
+        )
+        .await?;
         let streams = durable::Streams::load(store.clone(), hub::now_ms()).await?;
         let hub = Hub::new(
             store,

@@ -181,7 +181,7 @@ async fn tokens_never_reach_the_log() {
     let dir = TempDir::new("token-log");
     let log_path = dir.0.join("server.log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let server = ServerProcess::spawn_logging(&dir.0, &["--auth-token", TOKEN], "trace", log.into());
+    let server = ServerProcess::spawn_logging(&dir, &["--auth-token", TOKEN], "trace", log.into());
     let encoded: String = form_urlencoded::byte_serialize(TOKEN.as_bytes()).collect();
     let (mut ws, _) =
         tokio_tungstenite::connect_async(format!("ws://{}/v1/ws?token={encoded}", server.addr)).await.expect("upgrade");

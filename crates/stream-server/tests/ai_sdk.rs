@@ -22,7 +22,7 @@ async fn chunks(response: reqwest::Response) -> Vec<String> {
 #[tokio::test]
 async fn after_a_kill_9_a_resume_is_204_and_a_retry_replays_the_closed_run_from_the_log() {
     let dir = TempDir::new("aisdk-kill");
-    let server = ServerProcess::spawn(&dir.0, &["--demo-delta-ms", "10", "--demo-reply-words", "2000"]);
+    let server = ServerProcess::spawn(&dir, &["--demo-delta-ms", "10", "--demo-reply-words", "2000"]);
     let client = reqwest::Client::new();
     let mut live = client.post(server.url("/v1/ai-sdk/chat")).json(&chat_body("long")).send().await.expect("chat");
     let mut seen = String::new();
@@ -31,7 +31,7 @@ async fn after_a_kill_9_a_resume_is_204_and_a_retry_replays_the_closed_run_from_
     }
     server.kill();
 
-    let server = ServerProcess::spawn(&dir.0, &[]);
+    let server = ServerProcess::spawn(&dir, &[]);
     let resume = client.get(server.url("/v1/ai-sdk/chat/aisdk/stream")).send().await.expect("resume");
     assert_eq!(resume.status(), 204, "the restart closed the run: nothing to resume");
     let replay =

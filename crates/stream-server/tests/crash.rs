@@ -20,7 +20,7 @@ fn assert_one_failed_finish(finished: &[RunEvent]) {
 #[tokio::test]
 async fn sigkill_mid_run_loses_nothing_a_client_saw_and_ends_the_run_once() {
     let dir = TempDir::new("sigkill");
-    let server = ServerProcess::spawn(&dir.0, &["--demo-delta-ms", "10", "--demo-reply-words", "2000"]);
+    let server = ServerProcess::spawn(&dir, &["--demo-delta-ms", "10", "--demo-reply-words", "2000"]);
     let mut client = Client::connect(server.addr, "crash").await;
     let (status, _) = send(&server.url(""), "crash", "c1", "long job").await;
     assert_eq!(status, 202);
@@ -31,7 +31,7 @@ async fn sigkill_mid_run_loses_nothing_a_client_saw_and_ends_the_run_once() {
     let seen = client.engine.state().messages().to_vec();
     server.kill();
 
-    let server = ServerProcess::spawn(&dir.0, &[]);
+    let server = ServerProcess::spawn(&dir, &[]);
     let base = server.url("");
     let after_restart = snapshot(&base, "crash").await;
     assert_eq!(after_restart.epoch, seen_cursor.epoch, "the epoch survives a restart");
@@ -53,7 +53,7 @@ async fn sigkill_mid_run_loses_nothing_a_client_saw_and_ends_the_run_once() {
 
     // Another restart finds nothing open: no second run_finished.
     server.kill();
-    let server = ServerProcess::spawn(&dir.0, &[]);
+    let server = ServerProcess::spawn(&dir, &[]);
     assert_eq!(snapshot(&server.url(""), "crash").await.seq, after_restart.seq);
 }
 

@@ -31,7 +31,7 @@ async fn post_as_producer(base: &str, path: &str, seq: u64, body: &str) -> Statu
 #[tokio::test]
 async fn a_stream_keeps_its_exact_bytes_and_its_producers_across_kill_9() {
     let dir = TempDir::new("ds-kill");
-    let server = ServerProcess::spawn(&dir.0, &[]);
+    let server = ServerProcess::spawn(&dir, &[]);
     let base = server.url("");
     let created = reqwest::Client::new()
         .put(format!("{base}/v1/stream/agent/log"))
@@ -44,7 +44,7 @@ async fn a_stream_keeps_its_exact_bytes_and_its_producers_across_kill_9() {
     assert_eq!(post_as_producer(&base, "agent/log", 0, r#"[{"x":1.0},{"n":9007199254740993}]"#).await, StatusCode::OK);
     server.kill();
 
-    let server = ServerProcess::spawn(&dir.0, &[]);
+    let server = ServerProcess::spawn(&dir, &[]);
     let base = server.url("");
     let read = reqwest::get(format!("{base}/v1/stream/agent/log")).await.expect("read");
     assert_eq!(read.headers()["stream-next-offset"], offset(2).as_str());

@@ -153,7 +153,7 @@ async fn chaos_resumes_across_kills_slow_consumers_and_bad_frames_lose_nothing()
     const CYCLES: usize = 10_000;
     let dir = TempDir::new("chaos");
     let args = ["--demo-delta-ms", "1", "--demo-reply-words", "300"];
-    let mut server = ServerProcess::spawn(&dir.0, &args);
+    let mut server = ServerProcess::spawn(&dir, &args);
     let mut rng = fastrand::Rng::with_seed(0xc4a0_5eed);
     let mut engine = SessionEngine::new("chaos");
     let (mut sent, mut finished, mut kills, mut bad_frames, mut stalled) = (0, 0, 0, 0, 0);
@@ -166,7 +166,7 @@ async fn chaos_resumes_across_kills_slow_consumers_and_bad_frames_lose_nothing()
             max_rss = max_rss.max(process_rss_kib(server.child.id()));
             slow.clear();
             server.kill();
-            server = ServerProcess::spawn(&dir.0, &args);
+            server = ServerProcess::spawn(&dir, &args);
             kills += 1;
         }
         let base = server.url("");

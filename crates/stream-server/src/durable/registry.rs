@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, watch};
 
 use super::read::{Page, Source, Tail};
 use super::wire::{ContentType, WireError, json_messages};
-use crate::store::{Chunk, Closer, ForkOrigin, ProducerStamp, Store, StoreError, StreamOp, StreamRow, WriteOp};
+use crate::store::{Chunk, Closer, ForkOrigin, ProducerStamp, Store, StoreError, StreamOp, StreamRow};
 
 /// Why a stream operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -394,7 +394,7 @@ impl Streams {
             soft_deleted: false,
         };
         let copy_until = fork.as_ref().map(|(source, _, _)| (source.id, base));
-        self.store.write(vec![WriteOp::Stream(StreamOp::Create { row: row.clone(), copy_until, chunks })]).await?;
+        self.store.write_stream(StreamOp::Create { row: row.clone(), copy_until, chunks }).await?;
         if let Some((source, _, _)) = &fork {
             source.forks.fetch_add(1, Ordering::Relaxed);
         }
@@ -469,7 +469,7 @@ impl Streams {
             stream_seq: stream_seq.clone(),
             producer: request.producer.clone(),
         };
-        self.store.write(vec![WriteOp::Stream(op)]).await?;
+        self.store.write_stream(op).await?;
         writer.stream_seq = stream_seq;
         if let Some(stamp) = &request.producer {
             writer.producers.insert(stamp.id.clone(), (stamp.epoch, stamp.seq));
@@ -500,7 +500,7 @@ impl Streams {
     async fn delete_locked(&self, stream: &Arc<Stream>) -> Result<(), StoreError> {
         if stream.forks.load(Ordering::Relaxed) > 0 {
             if !stream.soft_deleted.load(Ordering::Relaxed) {
-                self.store.write(vec![WriteOp::Stream(StreamOp::SoftDelete { id: stream.id })]).await?;
+                self.store.write_stream(StreamOp::SoftDelete { id: stream.id }).await?;
                 stream.soft_deleted.store(true, Ordering::Relaxed);
                 stream.live.send_modify(|tail| tail.gone = true);
             }
@@ -508,7 +508,7 @@ impl Streams {
         }
         let mut next = Some(Arc::clone(stream));
         while let Some(stream) = next.take() {
-            self.store.write(vec![WriteOp::Stream(StreamOp::Delete { id: stream.id })]).await?;
+            self.store.write_stream(StreamOp::Delete { id: stream.id }).await?;
             {
                 let mut index = self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if index.get(&stream.path).is_some_and(|indexed| Arc::ptr_eq(indexed, &stream)) {
@@ -597,7 +597,7 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir.join("log.db"), Arc::new(|_, _| {})).unwrap();
+        let store = Store::open(&dir.join("log.db"), None, Arc::new(|_, _| {})).await.unwrap();
         (Streams::load(store, 0).await.unwrap(), dir)
     }
 

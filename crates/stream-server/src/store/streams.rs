@@ -245,44 +245,46 @@ fn from_json<T: for<'de> Deserialize<'de>>(text: Option<String>) -> Option<T> {
 impl Store {
     /// Every stream and every producer's state, for the registry at start.
     pub async fn streams(&self) -> Result<(Vec<StreamRow>, Vec<ProducerRow>), StoreError> {
-        self.read(|connection| {
-            let mut statement = connection.prepare(
-                "SELECT id, path, content_type, ttl_seconds, expires_at_ms, created_at_ms, tail, closed_by,
+        self.sqlite
+            .read(|connection| {
+                let mut statement = connection.prepare(
+                    "SELECT id, path, content_type, ttl_seconds, expires_at_ms, created_at_ms, tail, closed_by,
                  stream_seq, fork, soft_deleted FROM ds_streams",
-            )?;
-            let streams = statement
-                .query_map([], |row| {
-                    Ok(StreamRow {
-                        id: row.get(0)?,
-                        path: row.get(1)?,
-                        content_type: row.get(2)?,
-                        ttl_seconds: row.get::<_, Option<i64>>(3)?.map(|ttl| ttl as u64),
-                        expires_at_ms: row.get::<_, Option<i64>>(4)?.map(|at| at as u64),
-                        created_at_ms: row.get::<_, i64>(5)? as u64,
-                        tail: row.get::<_, i64>(6)? as u64,
-                        closed_by: from_json(row.get(7)?),
-                        stream_seq: row.get(8)?,
-                        fork: from_json(row.get(9)?),
-                        soft_deleted: row.get(10)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut statement = connection.prepare("SELECT stream_id, producer_id, epoch, seq FROM ds_producers")?;
-            let producers = statement
-                .query_map([], |row| {
-                    Ok(ProducerRow {
-                        stream_id: row.get(0)?,
-                        stamp: ProducerStamp {
-                            id: row.get(1)?,
-                            epoch: row.get::<_, i64>(2)? as u64,
-                            seq: row.get::<_, i64>(3)? as u64,
-                        },
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((streams, producers))
-        })
-        .await
+                )?;
+                let streams = statement
+                    .query_map([], |row| {
+                        Ok(StreamRow {
+                            id: row.get(0)?,
+                            path: row.get(1)?,
+                            content_type: row.get(2)?,
+                            ttl_seconds: row.get::<_, Option<i64>>(3)?.map(|ttl| ttl as u64),
+                            expires_at_ms: row.get::<_, Option<i64>>(4)?.map(|at| at as u64),
+                            created_at_ms: row.get::<_, i64>(5)? as u64,
+                            tail: row.get::<_, i64>(6)? as u64,
+                            closed_by: from_json(row.get(7)?),
+                            stream_seq: row.get(8)?,
+                            fork: from_json(row.get(9)?),
+                            soft_deleted: row.get(10)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut statement =
+                    connection.prepare("SELECT stream_id, producer_id, epoch, seq FROM ds_producers")?;
+                let producers = statement
+                    .query_map([], |row| {
+                        Ok(ProducerRow {
+                            stream_id: row.get(0)?,
+                            stamp: ProducerStamp {
+                                id: row.get(1)?,
+                                epoch: row.get::<_, i64>(2)? as u64,
+                                seq: row.get::<_, i64>(3)? as u64,
+                            },
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok((streams, producers))
+            })
+            .await
     }
 
     /// The chunks of a stream from position `from` up to `until`, whole
@@ -295,62 +297,64 @@ impl Store {
         until: u64,
         max_bytes: usize,
     ) -> Result<Vec<Chunk>, StoreError> {
-        self.read(move |connection| {
-            let start: u64 = connection
-                .query_row(
-                    "SELECT pos FROM ds_chunks WHERE stream_id = ?1 AND pos <= ?2 ORDER BY pos DESC LIMIT 1",
-                    params![id, from as i64],
-                    |row| row.get::<_, i64>(0),
-                )
-                .optional()?
-                .map_or(from, |pos| pos as u64);
-            let mut statement = connection.prepare_cached(
-                "SELECT pos, len, batch_end, data FROM ds_chunks WHERE stream_id = ?1 AND pos >= ?2 AND pos < ?3
+        self.sqlite
+            .read(move |connection| {
+                let start: u64 = connection
+                    .query_row(
+                        "SELECT pos FROM ds_chunks WHERE stream_id = ?1 AND pos <= ?2 ORDER BY pos DESC LIMIT 1",
+                        params![id, from as i64],
+                        |row| row.get::<_, i64>(0),
+                    )
+                    .optional()?
+                    .map_or(from, |pos| pos as u64);
+                let mut statement = connection.prepare_cached(
+                    "SELECT pos, len, batch_end, data FROM ds_chunks WHERE stream_id = ?1 AND pos >= ?2 AND pos < ?3
                  ORDER BY pos",
-            )?;
-            let mut rows = statement.query(params![id, start as i64, until as i64])?;
-            let (mut chunks, mut bytes) = (Vec::new(), 0);
-            while let Some(row) = rows.next()? {
-                let chunk = Chunk {
-                    pos: row.get::<_, i64>(0)? as u64,
-                    len: row.get::<_, i64>(1)? as u64,
-                    batch_end: row.get::<_, i64>(2)? as u64,
-                    data: row.get(3)?,
-                };
-                if chunk.pos + chunk.len <= from {
-                    continue;
+                )?;
+                let mut rows = statement.query(params![id, start as i64, until as i64])?;
+                let (mut chunks, mut bytes) = (Vec::new(), 0);
+                while let Some(row) = rows.next()? {
+                    let chunk = Chunk {
+                        pos: row.get::<_, i64>(0)? as u64,
+                        len: row.get::<_, i64>(1)? as u64,
+                        batch_end: row.get::<_, i64>(2)? as u64,
+                        data: row.get(3)?,
+                    };
+                    if chunk.pos + chunk.len <= from {
+                        continue;
+                    }
+                    bytes += chunk.data.len();
+                    chunks.push(chunk);
+                    if bytes >= max_bytes {
+                        break;
+                    }
                 }
-                bytes += chunk.data.len();
-                chunks.push(chunk);
-                if bytes >= max_bytes {
-                    break;
-                }
-            }
-            Ok(chunks)
-        })
-        .await
+                Ok(chunks)
+            })
+            .await
     }
 
     /// The chunk of a stream that holds position `pos`, without its data.
     pub async fn stream_chunk_at(&self, id: i64, pos: u64) -> Result<Option<Chunk>, StoreError> {
-        self.read(move |connection| {
-            connection
-                .query_row(
-                    "SELECT pos, len, batch_end FROM ds_chunks WHERE stream_id = ?1 AND pos <= ?2
+        self.sqlite
+            .read(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT pos, len, batch_end FROM ds_chunks WHERE stream_id = ?1 AND pos <= ?2
                      ORDER BY pos DESC LIMIT 1",
-                    params![id, pos as i64],
-                    |row| {
-                        Ok(Chunk {
-                            pos: row.get::<_, i64>(0)? as u64,
-                            len: row.get::<_, i64>(1)? as u64,
-                            batch_end: row.get::<_, i64>(2)? as u64,
-                            data: Vec::new(),
-                        })
-                    },
-                )
-                .optional()
-                .map(|chunk| chunk.filter(|chunk| chunk.pos + chunk.len > pos))
-        })
-        .await
+                        params![id, pos as i64],
+                        |row| {
+                            Ok(Chunk {
+                                pos: row.get::<_, i64>(0)? as u64,
+                                len: row.get::<_, i64>(1)? as u64,
+                                batch_end: row.get::<_, i64>(2)? as u64,
+                                data: Vec::new(),
+                            })
+                        },
+                    )
+                    .optional()
+                    .map(|chunk| chunk.filter(|chunk| chunk.pos + chunk.len > pos))
+            })
+            .await
     }
 }

@@ -5,13 +5,14 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use stream_core::{IngestReport, ResyncReason, RunEvent, SessionEngine, Snapshot};
+use stream_server::local_redis::LocalRedis;
 use stream_server::{AppState, Config};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -21,8 +22,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long any single wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A directory removed when dropped.
-pub struct TempDir(pub PathBuf);
+/// A directory removed when dropped. As a server's data directory it also
+/// holds the server's Redis when the tests run on Redis
+/// (`STREAM_TEST_STORE=redis`, as `just test-redis` sets): started at the
+/// first server, kept across that server's restarts.
+pub struct TempDir(pub PathBuf, OnceLock<LocalRedis>);
 
 impl TempDir {
     pub fn new(name: &str) -> Self {
@@ -34,12 +38,27 @@ impl TempDir {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
+        Self(dir, OnceLock::new())
+    }
+
+    /// The Redis of a server with its data here, when the tests run on Redis.
+    pub fn redis_url(&self) -> Option<String> {
+        if std::env::var("STREAM_TEST_STORE").as_deref() != Ok("redis") {
+            return None;
+        }
+        let redis = self.1.get_or_init(|| LocalRedis::start(&self.0.join("redis")).expect("redis-server"));
+        Some(redis.url())
+    }
+
+    /// Its Redis, to stop and start it, when the tests run on Redis.
+    pub fn redis(&mut self) -> Option<&mut LocalRedis> {
+        self.1.get_mut()
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        drop(self.1.take());
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -62,6 +81,7 @@ impl TestServer {
         let mut config = Config::for_data_dir(&dir.0);
         config.demo_delta_ms = 0;
         config.web_dir = Some(dir.0.join("no-web"));
+        config.redis_url = dir.redis_url();
         tweak(&mut config);
         let state = AppState::open(config).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -90,7 +110,7 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(PATIENCE, task).await;
         }
-        let dir = std::mem::replace(&mut self.dir, TempDir(PathBuf::new()));
+        let dir = std::mem::replace(&mut self.dir, TempDir(PathBuf::new(), OnceLock::new()));
         std::mem::forget(self);
         dir
     }
@@ -207,16 +227,20 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    pub fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
+    pub fn spawn(data_dir: &TempDir, extra: &[&str]) -> Self {
         Self::spawn_logging(data_dir, extra, "warn", std::process::Stdio::inherit())
     }
 
     /// Spawns with a log filter, its log written to `stderr`.
-    pub fn spawn_logging(data_dir: &Path, extra: &[&str], log: &str, stderr: std::process::Stdio) -> Self {
+    pub fn spawn_logging(data_dir: &TempDir, extra: &[&str], log: &str, stderr: std::process::Stdio) -> Self {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stream-server"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stream-server"));
+        if let Some(url) = data_dir.redis_url() {
+            command.args(["--redis-url", &url]);
+        }
+        let mut child = command
             .args(["--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+            .arg(&data_dir.0)
             .args(["--web-dir", "/nonexistent", "--log", log])
             .args(extra)
             .stdout(std::process::Stdio::piped())

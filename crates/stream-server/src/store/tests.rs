@@ -1,0 +1,344 @@
+//! The log's rules, on both backends: each test runs on SQLite and on a
+//! `redis-server` of its own (skipped, with a message, where none is installed).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use rusqlite::Connection;
+
+use super::*;
+use crate::local_redis::LocalRedis;
+
+fn temp_dir(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("stream-store-{name}-{}-{next}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A log on one backend, in a directory removed with it.
+struct TestLog {
+    dir: PathBuf,
+    redis: Option<LocalRedis>,
+}
+
+impl TestLog {
+    /// Both backends; Redis only where `redis-server` is installed.
+    fn both(name: &str) -> Vec<Self> {
+        let sqlite = Self { dir: temp_dir(&format!("{name}-sqlite")), redis: None };
+        let dir = temp_dir(&format!("{name}-redis"));
+        match LocalRedis::start(&dir.join("redis")) {
+            Ok(redis) => vec![sqlite, Self { dir, redis: Some(redis) }],
+            Err(error) => {
+                eprintln!("skipped on Redis: no redis-server ({error}); `just setup` installs it");
+                vec![sqlite]
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        if self.redis.is_some() { "redis" } else { "sqlite" }
+    }
+
+    /// Opens the log (again: a reopen sees what was committed before).
+    async fn open(&self) -> Store {
+        let url = self.redis.as_ref().map(LocalRedis::url);
+        Store::open(&self.dir.join("log.db"), url.as_deref(), Arc::new(|_, _| {})).await.unwrap()
+    }
+}
+
+impl Drop for TestLog {
+    fn drop(&mut self) {
+        self.redis.take();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn create(id: &str, epoch: &str, now: u64) -> WriteOp {
+    WriteOp::CreateSession { id: id.into(), epoch: epoch.into(), provider: None, now }
+}
+
+fn append(id: &str, seqs: std::ops::RangeInclusive<u64>, now: u64) -> WriteOp {
+    WriteOp::Append {
+        session_id: id.into(),
+        frames: seqs.map(|seq| (seq, Arc::from(format!("{{\"seq\":{seq}}}")))).collect(),
+        name: None,
+        open_run: None,
+        cost_usd: None,
+        started_run: None,
+        now,
+    }
+}
+
+async fn seqs(store: &Store, id: &str) -> Vec<u64> {
+    store.frames_after(id, 0, 1_000).await.unwrap().into_iter().map(|(seq, _)| seq).collect()
+}
+
+#[tokio::test]
+async fn a_log_from_before_the_provider_column_and_run_starts_gains_them_and_keeps_its_rows() {
+    let dir = temp_dir("migrate");
+    let old = Connection::open(dir.join("log.db")).unwrap();
+    old.execute_batch(
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, epoch TEXT NOT NULL, name TEXT, created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL, head INTEGER NOT NULL DEFAULT 0, open_run TEXT) WITHOUT ROWID;
+         CREATE TABLE frames (session_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
+         PRIMARY KEY (session_id, seq)) WITHOUT ROWID;
+         INSERT INTO sessions (id, epoch, created_at, updated_at, head) VALUES ('old', 'e0', 1, 1, 2);
+         INSERT INTO frames VALUES ('old', 1, '{\"seq\":1,\"type\":\"message_started\"}');
+         INSERT INTO frames VALUES ('old', 2, '{\"seq\":2,\"type\":\"run_started\",\"run_id\":\"r1\"}');",
+    )
+    .unwrap();
+    drop(old);
+    let store = Store::open(&dir.join("log.db"), None, Arc::new(|_, _| {})).await.unwrap();
+    let old = store.session("old").await.unwrap().unwrap();
+    assert_eq!((old.epoch.as_str(), old.provider, old.cost_usd), ("e0", None, None));
+    assert_eq!(store.run_start_seq("old", "r1").await.unwrap(), Some(2));
+    let create =
+        WriteOp::CreateSession { id: "new".into(), epoch: "e1".into(), provider: Some("codex".into()), now: 2 };
+    store.write(vec![create]).await.unwrap();
+    assert_eq!(store.session("new").await.unwrap().and_then(|row| row.provider).as_deref(), Some("codex"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn appends_read_back_in_pages_and_survive_reopen() {
+    for log in TestLog::both("pages") {
+        {
+            let store = log.open().await;
+            store.write(vec![create("s", "e1", 1)]).await.unwrap();
+            let WriteOp::Append { frames, .. } = append("s", 1..=5, 2) else { unreachable!() };
+            store
+                .write(vec![WriteOp::Append {
+                    session_id: "s".into(),
+                    frames,
+                    name: Some("chat".into()),
+                    open_run: Some("r1".into()),
+                    cost_usd: Some(Some(0.125)),
+                    started_run: Some(("r1".into(), 2)),
+                    now: 2,
+                }])
+                .await
+                .unwrap();
+        }
+        let store = log.open().await;
+        let row = store.session("s").await.unwrap().unwrap();
+        let summary = (row.epoch.as_str(), row.head, row.open_run.as_deref(), row.name.as_deref(), row.cost_usd);
+        assert_eq!(summary, ("e1", 5, Some("r1"), Some("chat"), Some(0.125)), "{}", log.name());
+        let page = store.frames_after("s", 1, 2).await.unwrap();
+        assert_eq!(
+            page.iter().map(|(seq, body)| (*seq, body.to_string())).collect::<Vec<_>>(),
+            vec![(2, "{\"seq\":2}".to_string()), (3, "{\"seq\":3}".to_string())],
+            "{}",
+            log.name()
+        );
+        assert_eq!(store.sessions_with_open_runs().await.unwrap(), vec!["s".to_string()], "{}", log.name());
+        assert_eq!(store.run_start_seq("s", "r1").await.unwrap(), Some(2), "{}", log.name());
+        assert_eq!(store.run_start_seq("s", "r2").await.unwrap(), None, "{}", log.name());
+    }
+}
+
+#[tokio::test]
+async fn a_failed_write_commits_nothing_of_itself_and_spares_the_others() {
+    for log in TestLog::both("atomic") {
+        let store = log.open().await;
+        store.write(vec![create("s", "e1", 1)]).await.unwrap();
+        // The second create of the same id is refused, and the append before it with it.
+        let result = store.write(vec![append("s", 1..=1, 2), create("s", "e2", 2)]).await;
+        assert!(matches!(result, Err(StoreError::Commit(_))), "{}: {result:?}", log.name());
+        assert!(seqs(&store, "s").await.is_empty(), "{}", log.name());
+        // Two writers in flight together: the bad one fails, the good one lands.
+        let (good, bad) =
+            tokio::join!(store.write(vec![append("s", 1..=1, 3)]), store.write(vec![create("s", "e3", 3)]));
+        assert!(good.is_ok() && bad.is_err(), "{}", log.name());
+        assert_eq!(seqs(&store, "s").await, [1], "{}", log.name());
+    }
+}
+
+#[tokio::test]
+async fn frames_that_do_not_follow_the_head_are_refused_whole() {
+    for log in TestLog::both("head") {
+        let store = log.open().await;
+        store.write(vec![create("s", "e", 1), append("s", 1..=3, 1)]).await.unwrap();
+        for (stale, first) in [(2..=4, 2), (5..=6, 5), (1..=1, 1)] {
+            let result = store.write(vec![append("s", stale, 2)]).await;
+            let refused = NotAtHead { session: "s".into(), first };
+            assert!(
+                matches!(&result, Err(StoreError::NotAtHead(refusal)) if *refusal == refused),
+                "{}: {result:?}",
+                log.name()
+            );
+        }
+        let result = store.write(vec![append("gone", 1..=1, 2)]).await;
+        assert!(matches!(result, Err(StoreError::NotAtHead(_))), "{}: {result:?}", log.name());
+        assert_eq!(store.session("s").await.unwrap().unwrap().head, 3, "{}", log.name());
+        assert_eq!(seqs(&store, "s").await, [1, 2, 3], "{}", log.name());
+        assert!(store.session("gone").await.unwrap().is_none(), "{}", log.name());
+    }
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_frames_after_the_base_and_forgets_earlier_runs() {
+    for log in TestLog::both("compact") {
+        let store = log.open().await;
+        let mut first_run = append("s", 1..=4, 1);
+        if let WriteOp::Append { started_run, .. } = &mut first_run {
+            *started_run = Some(("r1".into(), 2));
+        }
+        store
+            .write(vec![create("s", "e1", 1), first_run, create("busy", "e1", 1), append("busy", 1..=9, 1)])
+            .await
+            .unwrap();
+        let WriteOp::Append { frames, .. } = append("busy", 10..=10, 1) else { unreachable!() };
+        let open = WriteOp::Append {
+            session_id: "busy".into(),
+            frames,
+            name: None,
+            open_run: Some("r9".into()),
+            cost_usd: None,
+            started_run: None,
+            now: 1,
+        };
+        store.write(vec![open]).await.unwrap();
+        // `busy` has a run open: never a candidate.
+        assert_eq!(store.compaction_candidates(Some(2), None, 10).await.unwrap(), ["s"], "{}", log.name());
+        assert_eq!(store.compaction_candidates(None, Some(2), 10).await.unwrap(), ["s"], "{}", log.name());
+        assert!(store.compaction_candidates(Some(4), None, 10).await.unwrap().is_empty(), "{}", log.name());
+        let compact = WriteOp::Compact { session_id: "s".into(), epoch: "e2".into(), seq: 3, snapshot: "{}".into() };
+        store.write(vec![compact, append("s", 5..=5, 2)]).await.unwrap();
+        assert_eq!(seqs(&store, "s").await, [4, 5], "{}", log.name());
+        assert_eq!(store.base("s").await.unwrap(), Some((3, "{}".to_string())), "{}", log.name());
+        let row = store.session("s").await.unwrap().unwrap();
+        assert_eq!((row.epoch.as_str(), row.base_seq, row.head), ("e2", 3, 5), "{}", log.name());
+        assert_eq!(store.run_start_seq("s", "r1").await.unwrap(), None, "{}", log.name());
+        assert!(store.compaction_candidates(Some(2), None, 10).await.unwrap().is_empty(), "{}", log.name());
+    }
+}
+
+#[tokio::test]
+async fn send_answers_and_continuations_are_kept_and_deleted_with_the_session() {
+    for log in TestLog::both("sends") {
+        let store = log.open().await;
+        let answer = SendAnswer { run_id: "r".into(), message_id: "m".into() };
+        let other = SendAnswer { run_id: "r2".into(), message_id: "m2".into() };
+        store
+            .write(vec![
+                create("s", "e", 1),
+                WriteOp::RecordSend { session_id: "s".into(), client_message_id: "c".into(), answer: answer.clone() },
+                // The first answer stays.
+                WriteOp::RecordSend { session_id: "s".into(), client_message_id: "c".into(), answer: other },
+                WriteOp::SetContinuation { session_id: "s".into(), provider: "codex".into(), id: "t1".into() },
+                WriteOp::SetContinuation { session_id: "s".into(), provider: "claude-code".into(), id: "c1".into() },
+                WriteOp::ClearContinuation { session_id: "s".into(), provider: "claude-code".into() },
+            ])
+            .await
+            .unwrap();
+        assert_eq!(store.send_answer("s", "c").await.unwrap(), Some(answer), "{}", log.name());
+        assert_eq!(store.continuation("s", "codex").await.unwrap().as_deref(), Some("t1"), "{}", log.name());
+        assert_eq!(store.continuation("s", "claude-code").await.unwrap(), None, "{}", log.name());
+        store.write(vec![WriteOp::DeleteSession { id: "s".into() }]).await.unwrap();
+        assert_eq!(store.send_answer("s", "c").await.unwrap(), None, "{}", log.name());
+        assert_eq!(store.continuation("s", "codex").await.unwrap(), None, "{}", log.name());
+        assert!(store.session("s").await.unwrap().is_none(), "{}", log.name());
+        assert!(store.sessions().await.unwrap().is_empty(), "{}", log.name());
+        // Made again, it starts from nothing.
+        store.write(vec![create("s", "e2", 2), append("s", 1..=1, 2)]).await.unwrap();
+        assert_eq!(seqs(&store, "s").await, [1], "{}", log.name());
+    }
+}
+
+/// One request of a generated schedule.
+#[derive(Debug, Clone)]
+enum Step {
+    Create(u8),
+    Append(u8, u64, u64),
+    Compact(u8),
+    Delete(u8),
+    Rename(u8, bool),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0..3u8).prop_map(Step::Create),
+        (0..3u8, 0..6u64, 1..4u64).prop_map(|(id, first, count)| Step::Append(id, first, count)),
+        (0..3u8).prop_map(Step::Compact),
+        (0..3u8).prop_map(Step::Delete),
+        (0..3u8, any::<bool>()).prop_map(|(id, named)| Step::Rename(id, named)),
+    ]
+}
+
+/// A request for `step`: against `heads` (the log's, as a reader sees it), so
+/// appends both follow and miss the head.
+fn request(step: &Step, now: u64, heads: &std::collections::HashMap<String, u64>) -> Vec<WriteOp> {
+    let id = |n: &u8| format!("s{n}");
+    match step {
+        Step::Create(n) => vec![create(&id(n), "e", now)],
+        Step::Append(n, first, count) => {
+            let head = heads.get(&id(n)).copied().unwrap_or(0);
+            // `first` 0 or 1 (most often) follows the head; the rest miss it.
+            let start = if *first <= 1 { head + 1 } else { head + *first };
+            vec![append(&id(n), start..=start + count - 1, now)]
+        }
+        Step::Compact(n) => {
+            let seq = heads.get(&id(n)).copied().unwrap_or(0);
+            vec![WriteOp::Compact { session_id: id(n), epoch: format!("e{now}"), seq, snapshot: format!("{now}") }]
+        }
+        Step::Delete(n) => vec![WriteOp::DeleteSession { id: id(n) }],
+        Step::Rename(n, named) => {
+            let head = heads.get(&id(n)).copied().unwrap_or(0);
+            let WriteOp::Append { frames, .. } = append(&id(n), head + 1..=head + 1, now) else { unreachable!() };
+            let name = named.then(|| format!("name {now}"));
+            vec![WriteOp::Append {
+                session_id: id(n),
+                frames,
+                name,
+                open_run: None,
+                cost_usd: Some(named.then_some(now as f64 / 8.0)),
+                started_run: None,
+                now,
+            }]
+        }
+    }
+}
+
+/// What a reader sees of the whole log.
+async fn everything(store: &Store) -> Vec<(SessionRow, Vec<(u64, String)>, Option<(u64, String)>)> {
+    let mut seen = Vec::new();
+    let mut rows = store.sessions().await.unwrap();
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    for row in rows {
+        let frames = store.frames_after(&row.id, 0, 1_000).await.unwrap();
+        let base = store.base(&row.id).await.unwrap();
+        seen.push((row, frames.into_iter().map(|(seq, body)| (seq, body.to_string())).collect(), base));
+    }
+    seen
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// For any schedule of creates, appends (at and off the head), renames,
+    /// compactions and deletes, Redis takes and refuses exactly what SQLite
+    /// does, and a reader sees the same log in both.
+    #[test]
+    fn redis_keeps_the_same_log_as_sqlite_for_any_schedule(steps in proptest::collection::vec(step(), 1..24)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let logs = TestLog::both("differential");
+            if logs.len() < 2 {
+                return;
+            }
+            let stores = [logs[0].open().await, logs[1].open().await];
+            for (now, step) in steps.iter().enumerate() {
+                let heads = stores[0].sessions().await.unwrap().into_iter().map(|row| (row.id, row.head)).collect();
+                let ops = request(step, now as u64 + 1, &heads);
+                let sqlite = stores[0].write(ops.clone()).await;
+                let redis = stores[1].write(ops).await;
+                assert_eq!(sqlite.is_ok(), redis.is_ok(), "{step:?}: {sqlite:?} vs {redis:?}");
+                assert_eq!(everything(&stores[0]).await, everything(&stores[1]).await, "after {step:?}");
+            }
+        });
+    }
+}
