@@ -38,6 +38,17 @@ use crate::store::{SessionRow, Store, StoreError, WriteOp};
 /// Frames read from the log per page during a replay.
 pub const LOG_PAGE_FRAMES: usize = 1_000;
 
+/// Most times [`Session::append`] sequences a batch again because another
+/// node moved the head first.
+const CONFLICT_RETRIES: usize = 8;
+
+/// Whether an append failed only because another node wrote first (moved
+/// the head, or created the session): the same request may be made again,
+/// after its checks.
+pub fn is_head_conflict(error: &AppError) -> bool {
+    matches!(error, AppError::Storage(StoreError::NotAtHead(_) | StoreError::SessionExists(_)))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
@@ -137,6 +148,9 @@ pub struct Session {
     tail: watch::Sender<Tail>,
     /// The seq of the base snapshot it was loaded from (0: never compacted).
     base_seq: u64,
+    /// Set when another node created the session first: the map loads it
+    /// again from the log.
+    superseded: std::sync::atomic::AtomicBool,
 }
 
 /// How a subscriber catches up on the frames after its cursor.
@@ -164,6 +178,17 @@ impl Locked {
     /// [`Session::append`] on this session.
     pub async fn append(&mut self, hub: &Hub, bodies: Vec<FrameBody>, extra: Vec<WriteOp>) -> Result<(), AppError> {
         self.session.append(hub, &mut self.producer, bodies, extra).await
+    }
+
+    /// [`Session::try_append`] on this session.
+    pub async fn try_append(&mut self, hub: &Hub, bodies: Vec<FrameBody>, extra: Vec<WriteOp>) -> Result<(), AppError> {
+        self.session.try_append(hub, &mut self.producer, bodies, extra).await
+    }
+
+    /// Brings the sequencer up to what this node has published, so checks
+    /// against its state see what other nodes committed.
+    pub async fn refresh(&mut self, hub: &Hub) -> Result<(), StoreError> {
+        self.session.refresh(&hub.store, &mut self.producer).await
     }
 }
 
@@ -284,9 +309,34 @@ impl Session {
 
     /// Sequences `bodies`, commits them with `extra` writes, then publishes
     /// them. Frames the sequencer refuses are counted and skipped. On a failed
-    /// commit the sequencer is rebuilt from the log (now, or before the next
-    /// append), so a seq is never given to two different frames.
+    /// commit the sequencer is brought back to the log (now, or before the
+    /// next append), so a seq is never given to two different frames. When
+    /// another node moved the head first (a shared log), the sequencer
+    /// catches up on its frames and `bodies` are sequenced again, so a run's
+    /// frames fenced off by then (its run ended elsewhere) are refused.
     pub async fn append(
+        &self,
+        hub: &Hub,
+        producer: &mut Producer,
+        bodies: Vec<FrameBody>,
+        extra: Vec<WriteOp>,
+    ) -> Result<(), AppError> {
+        if !hub.store.is_shared() {
+            return self.try_append(hub, producer, bodies, extra).await;
+        }
+        let mut conflicts = 0;
+        loop {
+            match self.try_append(hub, producer, bodies.clone(), extra.clone()).await {
+                Err(error) if is_head_conflict(&error) && conflicts < CONFLICT_RETRIES => conflicts += 1,
+                result => return result,
+            }
+        }
+    }
+
+    /// [`Self::append`], once: a conflict with another node's writes comes
+    /// back as the error (see [`is_head_conflict`]), with the sequencer caught
+    /// up, for callers whose checks must be made again first.
+    pub async fn try_append(
         &self,
         hub: &Hub,
         producer: &mut Producer,
@@ -296,10 +346,7 @@ impl Session {
         if producer.deleted {
             return Ok(());
         }
-        if producer.stale {
-            producer.sequencer = load_sequencer(&hub.store, &self.id, &self.epoch).await?;
-            producer.stale = false;
-        }
+        self.refresh(&hub.store, producer).await?;
         let running_before = producer.sequencer.running().cloned();
         // The session's cost is summed again only when this batch can change it.
         let cost_changes = bodies.iter().any(changes_cost);
@@ -349,9 +396,13 @@ impl Session {
         }
         ops.append(&mut extra);
         if let Err(error) = hub.store.write(ops).await {
-            match load_sequencer(&hub.store, &self.id, &self.epoch).await {
-                Ok(sequencer) => producer.sequencer = sequencer,
-                Err(_) => producer.stale = true,
+            if matches!(error, StoreError::SessionExists(_)) {
+                // Another node created it first, in another epoch: this copy
+                // is let go, and whoever holds it looks the session up again.
+                producer.deleted = true;
+                self.superseded.store(true, Ordering::Release);
+            } else if self.catch_up(&hub.store, producer).await.is_err() {
+                producer.stale = true;
             }
             return Err(error.into());
         }
@@ -359,17 +410,92 @@ impl Session {
         hub.metrics.frames_committed.inc_by(frames.len() as u64);
         let running_after = producer.sequencer.running().cloned();
         let run_ended = running_before.is_some() && running_after.is_none();
-        self.publish(hub, &frames, run_ended.then_some(now));
+        if let Err(error) = self.publish_in_order(hub, &frames, run_ended.then_some(now)).await {
+            // Committed: the follower publishes what could not be read now.
+            tracing::warn!(session = %self.id, %error, "could not read the frames before a batch");
+        }
         if running_after != running_before {
             hub.running_changed(&self.id, running_after, self.head());
         }
         Ok(())
     }
 
-    fn publish(&self, hub: &Hub, frames: &[(u64, Arc<str>)], run_ended_at: Option<u64>) {
-        let Some(&(last, _)) = frames.last() else { return };
+    /// With a shared log: publishes what other nodes committed that this
+    /// node has not read yet (the follower would, a moment later), so what
+    /// this node serves next is the log's state.
+    pub async fn publish_log(&self, hub: &Hub) -> Result<(), StoreError> {
+        if !hub.store.is_shared() {
+            return Ok(());
+        }
+        loop {
+            let page = hub.store.frames_after(&self.id, self.head(), LOG_PAGE_FRAMES).await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            self.publish_in_order(hub, &page, None).await?;
+        }
+    }
+
+    /// Catches the sequencer up when it is behind what this node published
+    /// (frames another node committed), or unsure after a failed commit.
+    async fn refresh(&self, store: &Store, producer: &mut Producer) -> Result<(), StoreError> {
+        if producer.stale || producer.sequencer.head() < self.head() {
+            self.catch_up(store, producer).await?;
+            producer.stale = false;
+        }
+        Ok(())
+    }
+
+    /// Brings the sequencer to the log's head: the frames committed after it
+    /// (by another node) are applied to it, or, when they do not follow on
+    /// (the log was compacted past it), it is restored from the log.
+    async fn catch_up(&self, store: &Store, producer: &mut Producer) -> Result<(), StoreError> {
+        loop {
+            let page = store.frames_after(&self.id, producer.sequencer.head(), LOG_PAGE_FRAMES).await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            if !producer.sequencer.catch_up(sequenced(&self.id, &page)) {
+                producer.sequencer = load_sequencer(store, &self.id, &self.epoch).await?;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Publishes the frames after the head, in seq order and each once:
+    /// frames already published are skipped, and a gap before them (frames
+    /// another node committed that this one has not read yet) is read from
+    /// the log and published first.
+    pub async fn publish_in_order(
+        &self,
+        hub: &Hub,
+        frames: &[(u64, Arc<str>)],
+        run_ended_at: Option<u64>,
+    ) -> Result<(), StoreError> {
+        while let Err(head) = self.publish(hub, frames, run_ended_at) {
+            let Some(&(first, _)) = frames.iter().find(|(seq, _)| *seq > head) else { return Ok(()) };
+            let missing = hub.store.frames_after(&self.id, head, (first - head - 1) as usize).await?;
+            if missing.is_empty() {
+                return Err(StoreError::MissingFrames { session: self.id.clone(), after: head, head: first - 1 });
+            }
+            // A gap in what the log returned is caught by the next round.
+            let _ = self.publish(hub, &missing, None);
+        }
+        Ok(())
+    }
+
+    /// Publishes the frames after the head, unless they do not follow on
+    /// from it: then nothing, and the head comes back.
+    fn publish(&self, hub: &Hub, frames: &[(u64, Arc<str>)], run_ended_at: Option<u64>) -> Result<(), u64> {
         let mut fanout = lock(&self.fanout);
-        for (seq, text) in frames {
+        let head = fanout.head;
+        let fresh = &frames[frames.partition_point(|(seq, _)| *seq <= head)..];
+        let Some(&(first, _)) = fresh.first() else { return Ok(()) };
+        if first != head + 1 {
+            return Err(head);
+        }
+        let last = fresh[fresh.len() - 1].0;
+        for (seq, text) in fresh {
             fanout.ring.push(*seq, Arc::clone(text), text.len());
         }
         fanout.head = last;
@@ -379,7 +505,7 @@ impl Session {
         self.head.store(last, Ordering::Release);
         self.tail.send_replace(Tail { position: last, closed: false, gone: false });
         fanout.subscribers.retain(|subscriber| {
-            let kept = frames.iter().all(|(_, text)| subscriber.offer(text));
+            let kept = fresh.iter().all(|(_, text)| subscriber.offer(text));
             if !kept {
                 subscriber.evict(&self.id);
                 hub.metrics.slow_consumer_drops.inc();
@@ -387,6 +513,7 @@ impl Session {
             }
             kept
         });
+        Ok(())
     }
 
     /// Attaches `outbox` after the frames up to `after_seq`, if the ring still
@@ -414,19 +541,31 @@ impl Session {
 
     /// Attaches `outbox` with a snapshot at the head; returns its watermark
     /// and text, or `None` when the session was deleted: look it up again.
-    pub async fn attach_with_snapshot(&self, outbox: &Arc<Outbox>) -> Option<(u64, String)> {
-        // The producer lock means no batch is between commit and publish, so
-        // the snapshot's watermark is exactly what was published.
-        let producer = self.producer.lock().await;
-        let mut fanout = lock(&self.fanout);
-        if fanout.deleted {
-            return None;
+    pub async fn attach_with_snapshot(
+        &self,
+        hub: &Hub,
+        outbox: &Arc<Outbox>,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        // The producer lock means no batch of this node is between commit and
+        // publish; the snapshot is taken when the sequencer stands exactly at
+        // what was published (the follower may publish meanwhile: then again).
+        let mut producer = self.producer.lock().await;
+        loop {
+            self.publish_log(hub).await?;
+            self.refresh(&hub.store, &mut producer).await?;
+            let mut fanout = lock(&self.fanout);
+            if fanout.deleted {
+                return Ok(None);
+            }
+            if fanout.head != producer.sequencer.head() {
+                continue;
+            }
+            let snapshot = serde_json::to_string(&ControlFrame::Snapshot(producer.sequencer.snapshot()))
+                .expect("snapshots always encode");
+            fanout.subscribers.push(Arc::clone(outbox));
+            self.subscribed_gauge().inc();
+            return Ok(Some((producer.sequencer.head(), snapshot)));
         }
-        let snapshot = serde_json::to_string(&ControlFrame::Snapshot(producer.sequencer.snapshot()))
-            .expect("snapshots always encode");
-        fanout.subscribers.push(Arc::clone(outbox));
-        self.subscribed_gauge().inc();
-        Some((producer.sequencer.head(), snapshot))
     }
 
     /// Detaches a connection; returns whether it was attached.
@@ -524,8 +663,12 @@ impl Hub {
         sessions: &mut HashMap<String, Arc<Session>>,
         id: &str,
     ) -> Result<Option<Arc<Session>>, StoreError> {
-        if let Some(session) = sessions.get(id) {
-            return Ok(Some(Arc::clone(session)));
+        match sessions.get(id) {
+            Some(session) if session.superseded.load(Ordering::Acquire) => {
+                sessions.remove(id);
+            }
+            Some(session) => return Ok(Some(Arc::clone(session))),
+            None => {}
         }
         let Some(row) = self.store.session(id).await? else { return Ok(None) };
         let sequencer = load_sequencer(&self.store, id, &row.epoch).await?;
@@ -552,7 +695,11 @@ impl Hub {
             };
             let Some(session) = session else { return Ok(None) };
             if let Some(producer) = session.lock_live().await {
-                return Ok(Some(Locked { session, producer }));
+                let mut locked = Locked { session, producer };
+                // What is read under the lock is the log's state, whichever node wrote it.
+                locked.session.publish_log(self).await?;
+                locked.refresh(self).await?;
+                return Ok(Some(locked));
             }
         }
     }
@@ -582,7 +729,21 @@ impl Hub {
         let base_seq = row.as_ref().map_or(0, |row| row.base_seq);
         let head = sequencer.head();
         let running = sequencer.running().cloned();
-        let subscribers = lock(&self.waiting).remove(id).unwrap_or_default();
+        let mut subscribers = lock(&self.waiting).remove(id).unwrap_or_default();
+        if persisted {
+            // They waited for a session another node created: they get its
+            // frames so far from the ring, or, when it no longer holds them
+            // all (or their queue is full), catch up from their cursors.
+            let from_start: Vec<Arc<str>> = ring.after(0).map(|frames| frames.cloned().collect()).unwrap_or_default();
+            subscribers.retain(|subscriber| {
+                let kept = !from_start.is_empty() && from_start.iter().all(|text| subscriber.offer(text));
+                if !kept {
+                    subscriber.evict(id);
+                    self.metrics.subscriptions.dec();
+                }
+                kept
+            });
+        }
         let session = Arc::new(Session {
             id: id.to_owned(),
             metrics: Arc::clone(&self.metrics),
@@ -599,6 +760,7 @@ impl Hub {
             head: AtomicU64::new(head),
             tail: watch::Sender::new(Tail { position: head, closed: false, gone: false }),
             base_seq,
+            superseded: std::sync::atomic::AtomicBool::new(false),
         });
         sessions.insert(id.to_owned(), Arc::clone(&session));
         if running.is_some() {
@@ -791,6 +953,11 @@ impl Hub {
     pub async fn live_sessions(&self) -> Vec<Arc<Session>> {
         self.sessions.lock().await.values().cloned().collect()
     }
+
+    /// Sessions that clients wait for: subscribed to before they existed.
+    pub fn awaited_sessions(&self) -> Vec<String> {
+        lock(&self.waiting).keys().cloned().collect()
+    }
 }
 
 fn running_text(running: &RunningState) -> Arc<str> {
@@ -824,17 +991,22 @@ pub async fn load_sequencer(store: &Store, id: &str, epoch: &str) -> Result<Chan
     loop {
         let page = store.frames_after(id, after, LOG_PAGE_FRAMES * 10).await?;
         let Some(&(last, _)) = page.last() else { break };
-        for (_, text) in &page {
-            let parsed = stream_core::frame::parse_server_message(text, Some(id), usize::MAX);
-            for frame in parsed.frames {
-                if let ServerFrame::Sequenced(frame) = frame.frame {
-                    frames.push(frame);
-                }
-            }
-        }
+        frames.extend(sequenced(id, &page));
         after = last;
     }
     Ok(ChannelSequencer::restore_from(id, epoch, base, frames))
+}
+
+/// The sequenced frames of a page of the session's log.
+fn sequenced<'a>(id: &'a str, page: &'a [(u64, Arc<str>)]) -> impl Iterator<Item = SequencedFrame> + 'a {
+    page.iter().flat_map(move |(_, text)| {
+        stream_core::frame::parse_server_message(text, Some(id), usize::MAX).frames.into_iter().filter_map(|frame| {
+            match frame.frame {
+                ServerFrame::Sequenced(frame) => Some(frame),
+                _ => None,
+            }
+        })
+    })
 }
 
 /// The `subscribed` frame text.
@@ -959,7 +1131,7 @@ mod tests {
         let held = hub.open("s").await.unwrap().unwrap();
         assert!(hub.delete("s").await.unwrap());
         assert!(held.lock_live().await.is_none(), "a send that lost the race to the delete");
-        assert!(held.attach_with_snapshot(&outbox).await.is_none());
+        assert!(held.attach_with_snapshot(hub, &outbox).await.unwrap().is_none());
         assert!(matches!(held.attach_after(&outbox, 0), Attach::Deleted));
         assert!(hub.lock("s", IfMissing::Absent).await.unwrap().is_none());
         let fresh = hub.lock("s", IfMissing::Create).await.unwrap().unwrap();

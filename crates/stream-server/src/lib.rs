@@ -19,6 +19,7 @@
 //! | [`local_redis`] | a `redis-server` of one's own, for tests and benchmarks |
 //! | [`inputs`] | the parsing of every client input, and its fuzz entry |
 //! | [`hub`] | live sessions: sequencer, hot ring, fan-out, running index |
+//! | [`follow`] | cross-node fan-out: following the shared log |
 //! | [`runs`] | sends, aborts, the run driver, crash recovery |
 //! | [`provider`] | the provider trait and every provider |
 //! | [`ws`] | the WebSocket connection |
@@ -33,6 +34,7 @@ pub mod ai_sdk;
 pub mod config;
 pub mod durable;
 pub mod error;
+pub mod follow;
 pub mod hub;
 pub mod inputs;
 pub mod local_redis;
@@ -187,6 +189,7 @@ pub async fn serve(
     let shutdown = state.shutdown.clone();
     let evictor = tokio::spawn(maintain(Arc::clone(&state)));
     let expirer = tokio::spawn(durable::expire_loop(Arc::clone(&state)));
+    let follower = tokio::spawn(follow::follow_loop(Arc::clone(&state)));
     let app = router(Arc::clone(&state));
     let graceful = async move {
         stop.await;
@@ -203,6 +206,7 @@ pub async fn serve(
     state.shutdown.cancel();
     evictor.abort();
     expirer.abort();
+    follower.abort();
     state.tasks.close();
     if tokio::time::timeout(Duration::from_secs(10), state.tasks.wait()).await.is_err() {
         tracing::warn!("some runs or connections did not finish within 10 s");

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::hub::{ActiveRun, IfMissing, Locked, Session, new_id, now_ms};
+use crate::hub::{ActiveRun, IfMissing, Locked, Session, is_head_conflict, new_id, now_ms};
 use crate::inputs::SendRequest;
 use crate::provider::{Committed, ProviderEvent, ProviderRun, RunRequest, Turn};
 use crate::store::{SendAnswer, WriteOp};
@@ -45,7 +45,23 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     if app.shutdown.is_cancelled() {
         return Err(AppError::ShuttingDown);
     }
+    // Another node may write first; then the checks are made again on what it wrote.
+    let mut conflicts = 0;
+    loop {
+        match start_run(app, session_id, &request).await {
+            Err(error) if is_head_conflict(&error) && conflicts < SEND_CONFLICT_RETRIES => conflicts += 1,
+            result => return result,
+        }
+    }
+}
+
+/// Most times a send is tried again because another node wrote to the session first.
+const SEND_CONFLICT_RETRIES: usize = 8;
+
+/// The send's checks, its frames, and its run's driver: once.
+async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest) -> Result<SendAnswer, AppError> {
     let mut locked = app.hub.lock(session_id, IfMissing::Create).await?.expect("a created session exists");
+    locked.refresh(&app.hub).await?;
     // A session keeps the provider it was created with (or first sent to).
     if locked.producer.provider.is_none() && locked.producer.sequencer.head() == 0 {
         locked.producer.provider.clone_from(&request.provider);
@@ -56,7 +72,8 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     if let Some(answer) = app.hub.store().send_answer(session_id, &request.client_message_id).await? {
         return Ok(answer);
     }
-    if let Some(run) = &locked.producer.run {
+    // The log's view, which holds runs driven by other nodes too.
+    if let Some(run) = locked.producer.sequencer.running() {
         return Err(AppError::Conflict {
             code: "run_in_progress",
             message: format!("run {} is still running in this session; abort it or wait", run.run_id),
@@ -81,18 +98,18 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     ];
     let record = WriteOp::RecordSend {
         session_id: session_id.to_owned(),
-        client_message_id: request.client_message_id,
+        client_message_id: request.client_message_id.clone(),
         answer: answer.clone(),
     };
     let history =
         if provider.wants_history() { history(locked.producer.sequencer.state().messages()) } else { Vec::new() };
     let continuation = app.hub.store().continuation(session_id, provider_name).await?;
     let resumed = continuation.is_some();
-    locked.append(&app.hub, bodies, vec![record]).await?;
+    locked.try_append(&app.hub, bodies, vec![record]).await?;
     let provider_run = provider.start(RunRequest {
         session_id: session_id.to_owned(),
         run_id: answer.run_id.clone(),
-        prompt: request.content,
+        prompt: request.content.clone(),
         continuation,
         history,
     });

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use crate::AppState;
 use crate::config::{MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WEBSOCKET_MESSAGE_BYTES};
 use crate::hub::{CatchUp, CatchUpStep, Outbox, empty_snapshot_text, protocol_error_text, subscribed_text};
+use crate::store::StoreError;
 
 /// Most queued texts sent in one WebSocket message.
 const MAX_BATCH: usize = 256;
@@ -221,12 +222,7 @@ impl Connection {
         let (session, after_seq, head) = loop {
             let session = match hub.attach_or_wait(&channel, &outbox).await {
                 Ok(session) => session,
-                Err(error) => {
-                    tracing::error!(%error, "subscribe failed on storage");
-                    return self
-                        .refuse(sink, "storage_unavailable", "the log cannot be read now; retry", Some(&channel))
-                        .await;
-                }
+                Err(error) => return self.refuse_unreadable(sink, &channel, &error).await,
             };
             let Some(session) = session else {
                 // Not created yet: an empty snapshot, and its first frames arrive live.
@@ -235,9 +231,20 @@ impl Connection {
                 self.send(sink, subscribed_text(&channel, None, 0, SubscribeMode::Snapshot)).await?;
                 return self.send(sink, empty_snapshot_text(&channel)).await;
             };
-            match verdict(Some(session.epoch()), session.head(), session.retained_from(), epoch.as_deref(), after_seq) {
+            // The verdict is the log's, whichever node wrote the frames.
+            let attached = match session.publish_log(hub).await {
+                Ok(()) => {
+                    verdict(Some(session.epoch()), session.head(), session.retained_from(), epoch.as_deref(), after_seq)
+                }
+                Err(error) => return self.refuse_unreadable(sink, &channel, &error).await,
+            };
+            match attached {
                 Verdict::Snapshot => {
-                    let Some((seq, snapshot)) = session.attach_with_snapshot(&outbox).await else { continue };
+                    let snapshot = match session.attach_with_snapshot(hub, &outbox).await {
+                        Ok(attached) => attached,
+                        Err(error) => return self.refuse_unreadable(sink, &channel, &error).await,
+                    };
+                    let Some((seq, snapshot)) = snapshot else { continue };
                     self.subscriptions.insert(channel.clone());
                     hub.metrics().resume("snapshot");
                     let subscribed = subscribed_text(&channel, Some(session.epoch()), seq, SubscribeMode::Snapshot);
@@ -266,13 +273,22 @@ impl Connection {
                     return self.send(sink, encode(&ControlFrame::Unsubscribed(notice))).await;
                 }
                 Err(error) => {
-                    tracing::error!(%error, "catch-up failed on storage");
                     self.subscriptions.remove(&channel);
-                    let message = "the log cannot be read now; retry";
-                    return self.refuse(sink, "storage_unavailable", message, Some(&channel)).await;
+                    return self.refuse_unreadable(sink, &channel, &error).await;
                 }
             }
         }
+    }
+
+    /// Refuses a subscribe the log could not serve.
+    async fn refuse_unreadable<W: Sink<Message, Error = axum::Error> + Unpin>(
+        &mut self,
+        sink: &mut W,
+        channel: &str,
+        error: &StoreError,
+    ) -> SendResult {
+        tracing::error!(%error, "subscribe failed on storage");
+        self.refuse(sink, "storage_unavailable", "the log cannot be read now; retry", Some(channel)).await
     }
 
     async fn report_evictions<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W) -> SendResult {

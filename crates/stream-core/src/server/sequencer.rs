@@ -107,6 +107,25 @@ impl ChannelSequencer {
         sequencer
     }
 
+    /// Applies frames that another writer of the same log committed after
+    /// `head`, in seq order (frames at or before `head` are skipped), so the
+    /// sequencer goes on from the log's head. Returns `false`, having applied
+    /// those before it, at the first frame that does not follow on: the
+    /// caller must restore from the log instead.
+    pub fn catch_up(&mut self, frames: impl IntoIterator<Item = SequencedFrame>) -> bool {
+        for frame in frames {
+            if frame.seq <= self.head {
+                continue;
+            }
+            if frame.seq != self.head + 1 {
+                return false;
+            }
+            self.head = frame.seq;
+            self.state.apply(frame);
+        }
+        true
+    }
+
     /// The channel.
     pub fn channel(&self) -> &str {
         &self.channel
@@ -274,6 +293,37 @@ mod tests {
         assert_eq!(restored.state().state_hash(), sequencer.state().state_hash());
         assert_eq!(restored.running().map(|run| run.run_id.as_str()), Some("r1"));
         assert_eq!(restored.snapshot(), sequencer.snapshot());
+    }
+
+    #[test]
+    fn a_second_writer_catches_up_on_the_first_ones_frames_and_goes_on_from_its_head() {
+        let parse = |text: &str| match parse_server_message(text, None, DEFAULT_MAX_MESSAGE_BYTES)
+            .frames
+            .into_iter()
+            .next()
+            .unwrap()
+            .frame
+        {
+            ServerFrame::Sequenced(frame) => frame,
+            other => panic!("{other:?}"),
+        };
+        let mut first = ChannelSequencer::new("s", "e1");
+        let mut second = first.clone();
+        let log: Vec<String> = [run_started("r1"), delta("a", "x"), delta("a", "y")]
+            .into_iter()
+            .map(|body| first.append(body).unwrap().text)
+            .collect();
+        // Frames it already has are skipped; the rest apply in order.
+        assert!(second.catch_up(log[..1].iter().map(|text| parse(text))));
+        assert!(second.catch_up(log.iter().map(|text| parse(text))));
+        assert_eq!((second.head(), second.state().state_hash()), (3, first.state().state_hash()));
+        // It sees the run the first one started, so it refuses a second.
+        assert_eq!(second.append(run_started("r2")), Err(Dropped::RunInProgress { running: "r1".into() }));
+        assert_eq!(second.append(delta("a", "z")).unwrap().seq, 4);
+        // A gap is refused: only a restore from the log can fill it.
+        let mut behind = ChannelSequencer::new("s", "e1");
+        assert!(!behind.catch_up(log[1..].iter().map(|text| parse(text))));
+        assert_eq!(behind.head(), 0);
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod redis;
 mod sqlite;
 mod streams;
 
+pub use self::redis::LogFollower;
 pub use streams::{Chunk, Closer, ForkOrigin, ProducerRow, ProducerStamp, StreamOp, StreamRow};
 
 use std::path::Path;
@@ -43,6 +44,9 @@ pub enum StoreError {
     /// not follow the session's head.
     #[error(transparent)]
     NotAtHead(#[from] NotAtHead),
+    /// A session created again: the request stored nothing.
+    #[error("session {0} exists already")]
+    SessionExists(String),
     /// A blocking read task failed.
     #[error("a database read was interrupted")]
     ReadInterrupted,
@@ -219,6 +223,17 @@ impl Store {
             None => None,
         };
         Ok(Self { sqlite: Sqlite::open(path, on_commit)?, redis })
+    }
+
+    /// Whether other nodes write to this log too (Redis): a session's head
+    /// can move under this node, and appends must expect to be refused.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// A connection that follows sessions' logs, when other nodes write to them.
+    pub fn follower(&self) -> Option<LogFollower> {
+        self.redis.as_ref().map(RedisLog::follower)
     }
 
     /// Commits the writes together; returns once they are durable.

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncCommands, Script};
 
 use super::{CommitObserver, NotAtHead, SendAnswer, SessionRow, StoreError, WriteOp};
@@ -48,6 +48,7 @@ fn key(session: &str, part: &str) -> String {
 /// Handle to the session log in Redis.
 #[derive(Clone)]
 pub(super) struct RedisLog {
+    client: redis::Client,
     connection: ConnectionManager,
     write: Arc<Script>,
     candidates: Arc<Script>,
@@ -61,13 +62,19 @@ impl RedisLog {
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(CONNECTION_TIMEOUT));
-        let connection = redis::Client::open(url)?.get_connection_manager_with_config(config).await?;
+        let client = redis::Client::open(url)?;
+        let connection = client.get_connection_manager_with_config(config).await?;
         Ok(Self {
+            client,
             connection,
             write: Arc::new(Script::new(include_str!("write.lua"))),
             candidates: Arc::new(Script::new(include_str!("candidates.lua"))),
             on_commit,
         })
+    }
+
+    pub(super) fn follower(&self) -> LogFollower {
+        LogFollower { client: self.client.clone(), connection: None }
     }
 
     pub(super) async fn write(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
@@ -84,7 +91,8 @@ impl RedisLog {
             Ok(_) => Ok(()),
             Err(error) => Err(match (error.code(), error.detail()) {
                 (Some("NOTATHEAD"), Some(detail)) => refusal(detail).map_or_else(|| error.into(), Into::into),
-                (Some("EXISTS" | "NOSESSION" | "BADOP"), detail) => StoreError::Commit(detail.unwrap_or("").into()),
+                (Some("EXISTS"), Some(session)) => StoreError::SessionExists(session.to_owned()),
+                (Some("NOSESSION" | "BADOP"), detail) => StoreError::Commit(detail.unwrap_or("").into()),
                 _ => error.into(),
             }),
         }
@@ -127,14 +135,7 @@ impl RedisLog {
             .arg(limit)
             .query_async(&mut self.connection.clone())
             .await?;
-        Ok(entries
-            .into_iter()
-            .filter_map(|(id, mut fields)| {
-                let seq = id.split_once('-')?.0.parse().ok()?;
-                let body = fields.pop()?;
-                Some((seq, Arc::from(body)))
-            })
-            .collect())
+        Ok(entries.into_iter().filter_map(entry_frame).collect())
     }
 
     pub(super) async fn run_start_seq(&self, session_id: &str, run_id: &str) -> Result<Option<u64>, StoreError> {
@@ -176,6 +177,66 @@ impl RedisLog {
         let answer: Option<String> = self.connection.clone().hget(key(session_id, "sends"), client_message_id).await?;
         Ok(answer.and_then(|text| serde_json::from_str(&text).ok()))
     }
+}
+
+/// A node's own connection for following logs, since its reads block.
+pub struct LogFollower {
+    client: redis::Client,
+    /// Made at the first read, and again after a failure.
+    connection: Option<MultiplexedConnection>,
+}
+
+/// An XREAD answer: per stream, its entries with their fields.
+type StreamEntries = Vec<(String, Vec<(String, Vec<String>)>)>;
+
+impl LogFollower {
+    /// The frames committed after each `(session, seq)`, per session that has
+    /// some; waits up to `block` for the first of them.
+    pub async fn read(
+        &mut self,
+        after: &[(String, u64)],
+        block: Duration,
+    ) -> Result<Vec<(String, Vec<(u64, Arc<str>)>)>, StoreError> {
+        if after.is_empty() {
+            tokio::time::sleep(block).await;
+            return Ok(Vec::new());
+        }
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_response_timeout(Some(block + RESPONSE_TIMEOUT))
+                    .set_connection_timeout(Some(CONNECTION_TIMEOUT));
+                self.connection.insert(self.client.get_multiplexed_async_connection_with_config(&config).await?)
+            }
+        };
+        let mut command = redis::cmd("XREAD");
+        command.arg("COUNT").arg(FOLLOW_PAGE_FRAMES).arg("BLOCK").arg(block.as_millis() as u64).arg("STREAMS");
+        for (session, _) in after {
+            command.arg(key(session, "log"));
+        }
+        for (_, seq) in after {
+            command.arg(format!("{seq}-0"));
+        }
+        let read: Result<Option<StreamEntries>, _> = command.query_async(connection).await;
+        let streams = read.inspect_err(|_| self.connection = None)?.unwrap_or_default();
+        Ok(streams
+            .into_iter()
+            .filter_map(|(stream, entries)| {
+                let session = stream.strip_prefix("as:{")?.strip_suffix("}:log")?.to_owned();
+                Some((session, entries.into_iter().filter_map(entry_frame).collect()))
+            })
+            .collect())
+    }
+}
+
+/// Most frames one follower read takes from each stream.
+const FOLLOW_PAGE_FRAMES: usize = 1_024;
+
+/// A log entry's seq and frame.
+fn entry_frame((id, mut fields): (String, Vec<String>)) -> Option<(u64, Arc<str>)> {
+    let seq = id.split_once('-')?.0.parse().ok()?;
+    Some((seq, Arc::from(fields.pop()?)))
 }
 
 /// Lays one op out as `write.lua` reads it: its name, its session, its

@@ -383,10 +383,13 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
     for op in ops {
         match op {
             WriteOp::CreateSession { id, epoch, provider, now } => {
-                transaction.execute(
-                    "INSERT INTO sessions (id, epoch, provider, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                let created = transaction.execute(
+                    "INSERT OR IGNORE INTO sessions (id, epoch, provider, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                     params![id, epoch, provider, *now as i64],
                 )?;
+                if created == 0 {
+                    return Err(ApplyError::SessionExists(id.clone()));
+                }
             }
             WriteOp::Append { session_id, frames, name, open_run, cost_usd, started_run, now } => {
                 let (Some((first, _)), Some((head, _))) = (frames.first(), frames.last()) else { continue };
@@ -481,6 +484,8 @@ enum ApplyError {
     NotAtHead(#[from] NotAtHead),
     #[error("no session {0}")]
     NoSession(String),
+    #[error("session {0} exists already")]
+    SessionExists(String),
 }
 
 impl From<ApplyError> for StoreError {
@@ -488,6 +493,7 @@ impl From<ApplyError> for StoreError {
         match error {
             ApplyError::Sqlite(_) | ApplyError::NoSession(_) => Self::Commit(error.to_string()),
             ApplyError::NotAtHead(refusal) => Self::NotAtHead(refusal),
+            ApplyError::SessionExists(session) => Self::SessionExists(session),
         }
     }
 }

@@ -36,7 +36,7 @@ while i <= #ARGV do
     local epoch, provider, now = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     i = i + 5
     if head(id) then
-      return redis.error_reply('EXISTS session ' .. id .. ' exists')
+      return redis.error_reply('EXISTS ' .. id)
     end
     heads[id] = 0
     writes[#writes + 1] = function()

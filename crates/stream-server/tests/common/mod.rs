@@ -233,10 +233,21 @@ impl ServerProcess {
 
     /// Spawns with a log filter, its log written to `stderr`.
     pub fn spawn_logging(data_dir: &TempDir, extra: &[&str], log: &str, stderr: std::process::Stdio) -> Self {
+        Self::spawn_node(data_dir, data_dir.redis_url().as_deref(), extra, log, stderr)
+    }
+
+    /// Spawns one node of several on the Redis at `redis_url` (`None`: on SQLite alone).
+    pub fn spawn_node(
+        data_dir: &TempDir,
+        redis_url: Option<&str>,
+        extra: &[&str],
+        log: &str,
+        stderr: std::process::Stdio,
+    ) -> Self {
         use std::io::BufRead;
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stream-server"));
-        if let Some(url) = data_dir.redis_url() {
-            command.args(["--redis-url", &url]);
+        if let Some(url) = redis_url {
+            command.args(["--redis-url", url]);
         }
         let mut child = command
             .args(["--bind", "127.0.0.1:0", "--data-dir"])
