@@ -119,6 +119,11 @@ pub struct Config {
     /// Milliseconds of silence from a provider after which its run shows a notice.
     #[arg(long, env = "STREAM_PROVIDER_STALL_MS", default_value_t = 120_000)]
     pub provider_stall_ms: u64,
+    /// With `--redis-url`: how long a node's lease on a run it drives lasts
+    /// unless renewed; a node that dies has its runs ended by another within
+    /// about this long.
+    #[arg(long, env = "STREAM_RUN_LEASE_MS", default_value_t = 10_000)]
+    pub run_lease_ms: u64,
     /// Milliseconds of silence from a provider after which its run fails.
     #[arg(long, env = "STREAM_PROVIDER_TIMEOUT_MS", default_value_t = 900_000)]
     pub provider_timeout_ms: u64,

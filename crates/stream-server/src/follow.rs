@@ -4,12 +4,16 @@
 //! for all of them, and publishes what it reads to its own subscribers in
 //! seq order, each frame once (its own frames come back too, and are
 //! skipped). A session waited for is opened when its first frames appear.
+//! The same read brings the other nodes' events: runs that start and end
+//! (for the running map), sessions deleted, and aborts of the runs this node
+//! drives.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::AppState;
+use crate::store::{ClusterEvent, Followed};
 
 /// How long one read waits for frames; a session opened meanwhile is
 /// followed from the next read on.
@@ -19,20 +23,20 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Follows until shutdown; returns at once when the log is not shared.
 pub async fn follow_loop(state: Arc<AppState>) {
-    let Some(mut follower) = state.hub.store().follower() else { return };
+    let taken = state.follower.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let Some(mut follower) = taken else { return };
     let mut failing = false;
     while !state.shutdown.is_cancelled() {
-        let live: HashMap<String, _> =
-            state.hub.live_sessions().await.into_iter().map(|session| (session.id().to_owned(), session)).collect();
-        let mut after: Vec<(String, u64)> =
-            live.values().map(|session| (session.id().to_owned(), session.head())).collect();
-        after.extend(state.hub.awaited_sessions().into_iter().filter(|id| !live.contains_key(id)).map(|id| (id, 0)));
+        // Ids only: a session held here during the read could not leave memory.
+        let mut after = state.hub.live_heads().await;
+        let live: HashSet<String> = after.iter().map(|(id, _)| id.clone()).collect();
+        after.extend(state.hub.awaited_sessions().into_iter().filter(|id| !live.contains(id)).map(|id| (id, 0)));
         let read = tokio::select! {
             read = follower.read(&after, FOLLOW_BLOCK) => read,
             () = state.shutdown.cancelled() => return,
         };
-        let batches = match read {
-            Ok(batches) => batches,
+        let Followed { frames, events } = match read {
+            Ok(followed) => followed,
             Err(error) => {
                 if !std::mem::replace(&mut failing, true) {
                     tracing::warn!(%error, "cannot follow the shared log; retrying");
@@ -44,15 +48,31 @@ pub async fn follow_loop(state: Arc<AppState>) {
         if std::mem::take(&mut failing) {
             tracing::info!("following the shared log again");
         }
-        for (id, frames) in batches {
-            let published = match live.get(&id) {
+        for (id, frames) in frames {
+            let published = match state.hub.live_session(&id).await {
                 Some(session) => session.publish_in_order(&state.hub, &frames, None).await,
-                // Opening it hands its waiting subscribers the log.
+                // Left memory meanwhile: it is loaded from the log when needed.
+                None if live.contains(&id) => Ok(()),
+                // Awaited: opening it hands its waiting subscribers the log.
                 None => state.hub.open(&id).await.map(drop),
             };
             if let Err(error) = published {
                 tracing::warn!(session = %id, %error, "could not publish followed frames");
             }
         }
+        for (node, event) in events {
+            if !state.hub.is_this_node(&node) {
+                apply(&state, event).await;
+            }
+        }
+    }
+}
+
+/// What another node told.
+async fn apply(state: &AppState, event: ClusterEvent) {
+    match event {
+        ClusterEvent::Running { session_id, run, head } => state.hub.running_changed(&session_id, run, head),
+        ClusterEvent::Deleted { session_id } => state.hub.forget(&session_id).await,
+        ClusterEvent::Abort { session_id, run_id } => crate::runs::abort_driven(state, &session_id, &run_id).await,
     }
 }

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::durable::read::Tail;
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::store::{SessionRow, Store, StoreError, WriteOp};
+use crate::store::{ClusterEvent, SessionRow, Store, StoreError, WriteOp};
 
 /// Frames read from the log per page during a replay.
 pub const LOG_PAGE_FRAMES: usize = 1_000;
@@ -395,6 +395,12 @@ impl Session {
             });
         }
         ops.append(&mut extra);
+        let running_after = producer.sequencer.running().cloned();
+        if running_after != running_before {
+            let head = frames.last().map_or(producer.sequencer.head(), |&(seq, _)| seq);
+            let event = ClusterEvent::Running { session_id: self.id.clone(), run: running_after.clone(), head };
+            ops.extend(hub.announce(event));
+        }
         if let Err(error) = hub.store.write(ops).await {
             if matches!(error, StoreError::SessionExists(_)) {
                 // Another node created it first, in another epoch: this copy
@@ -408,7 +414,6 @@ impl Session {
         }
         producer.persisted = true;
         hub.metrics.frames_committed.inc_by(frames.len() as u64);
-        let running_after = producer.sequencer.running().cloned();
         let run_ended = running_before.is_some() && running_after.is_none();
         if let Err(error) = self.publish_in_order(hub, &frames, run_ended.then_some(now)).await {
             // Committed: the follower publishes what could not be read now.
@@ -618,6 +623,8 @@ pub struct Hub {
     waiting: Mutex<HashMap<String, Vec<Arc<Outbox>>>>,
     running: Mutex<RunningState>,
     running_frames: watch::Sender<Arc<str>>,
+    /// This node's id, when other nodes share the log and are told its changes.
+    announcer: Option<String>,
 }
 
 #[derive(Default)]
@@ -628,10 +635,11 @@ struct RunningState {
 
 impl Hub {
     /// A hub over the log.
-    pub fn new(store: Store, metrics: Arc<Metrics>, config: HubConfig) -> Self {
+    pub fn new(store: Store, metrics: Arc<Metrics>, config: HubConfig, node: &str) -> Self {
         let running = RunningState::default();
         let (running_frames, _) = watch::channel(running_text(&running));
         Self {
+            announcer: store.is_shared().then(|| node.to_owned()),
             store,
             metrics,
             config,
@@ -800,15 +808,42 @@ impl Hub {
         }
     }
 
+    /// The write that tells the other nodes `event`; none when alone.
+    pub fn announce(&self, event: ClusterEvent) -> Option<WriteOp> {
+        self.announcer.as_ref().map(|node| WriteOp::Announce { node: node.clone(), event })
+    }
+
+    /// Whether `node` is this one.
+    pub fn is_this_node(&self, node: &str) -> bool {
+        self.announcer.as_deref() == Some(node)
+    }
+
     /// Deletes a session: aborts its run, tells its subscribers, erases its log.
     pub async fn delete(&self, id: &str) -> Result<bool, AppError> {
         let mut sessions = self.sessions.lock().await;
         let Some(session) = self.open_locked(&mut sessions, id).await? else { return Ok(false) };
+        let mut writes = vec![WriteOp::DeleteSession { id: id.to_owned() }];
+        writes.extend(self.announce(ClusterEvent::Deleted { session_id: id.to_owned() }));
+        self.store.write(writes).await?;
+        self.let_go(&mut sessions, &session).await;
+        Ok(true)
+    }
+
+    /// A session another node deleted: this node lets go of it too.
+    pub async fn forget(&self, id: &str) {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(session) = sessions.get(id).cloned() {
+            self.let_go(&mut sessions, &session).await;
+        }
+    }
+
+    /// Aborts a deleted session's run, tells its subscribers, and drops it.
+    async fn let_go(&self, sessions: &mut HashMap<String, Arc<Session>>, session: &Arc<Session>) {
+        let id = session.id();
         let mut producer = session.producer.lock().await;
         if let Some(run) = producer.run.take() {
             run.abort.cancel();
         }
-        self.store.write(vec![WriteOp::DeleteSession { id: id.to_owned() }]).await?;
         producer.deleted = true;
         sessions.remove(id);
         let notice: Arc<str> = Arc::from(
@@ -827,7 +862,6 @@ impl Hub {
         }
         drop(fanout);
         self.running_changed(id, None, 0);
-        Ok(true)
     }
 
     /// Records a change of a session's running run and tells the watchers.
@@ -954,6 +988,16 @@ impl Hub {
         self.sessions.lock().await.values().cloned().collect()
     }
 
+    /// The session, if it is in memory (never loaded from the log).
+    pub async fn live_session(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().await.get(id).cloned()
+    }
+
+    /// The id and head of every session in memory (holding none of them).
+    pub async fn live_heads(&self) -> Vec<(String, u64)> {
+        self.sessions.lock().await.values().map(|session| (session.id.clone(), session.head())).collect()
+    }
+
     /// Sessions that clients wait for: subscribed to before they existed.
     pub fn awaited_sessions(&self) -> Vec<String> {
         lock(&self.waiting).keys().cloned().collect()
@@ -1066,7 +1110,7 @@ mod tests {
             retention_ms: 0,
             log_retention: LogRetention { max_frames: Some(2), max_idle_ms: None },
         };
-        TestHub { hub: Hub::new(store, Arc::new(Metrics::new()), config), dir }
+        TestHub { hub: Hub::new(store, Arc::new(Metrics::new()), config, "node-test"), dir }
     }
 
     async fn rename(hub: &Hub, id: &str, name: &str) {

@@ -21,6 +21,7 @@
 //! | [`hub`] | live sessions: sequencer, hot ring, fan-out, running index |
 //! | [`follow`] | cross-node fan-out: following the shared log |
 //! | [`runs`] | sends, aborts, the run driver, crash recovery |
+//! | [`lease`] | which node drives a run, when several share the log |
 //! | [`provider`] | the provider trait and every provider |
 //! | [`ws`] | the WebSocket connection |
 //! | [`rest`] | the REST API |
@@ -37,6 +38,7 @@ pub mod error;
 pub mod follow;
 pub mod hub;
 pub mod inputs;
+pub mod lease;
 pub mod local_redis;
 pub mod metrics;
 pub mod provider;
@@ -79,6 +81,10 @@ pub struct AppState {
     pub external: Arc<provider::external::ExternalRuns>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// This node's hold on the runs it drives.
+    pub lease: lease::RunLease,
+    /// With a shared log, what follows it, until the follower task takes it.
+    pub follower: std::sync::Mutex<Option<store::LogFollower>>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
     /// Run drivers and connections, awaited at shutdown.
@@ -124,6 +130,10 @@ impl AppState {
         )
         .await?;
         let streams = durable::Streams::load(store.clone(), hub::now_ms()).await?;
+        let lease = lease::RunLease::new(&config.data_dir, config.run_lease_ms, store.is_shared())
+            .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+        // Taken before anything is read, so no other node's event is missed.
+        let follower = store.follower().await?;
         let hub = Hub::new(
             store,
             Arc::clone(&metrics),
@@ -135,6 +145,7 @@ impl AppState {
                     max_idle_ms: config.retain_days.map(|days| days.saturating_mul(24 * 60 * 60 * 1000)),
                 },
             },
+            &lease.node,
         );
         let external = Arc::new(provider::external::ExternalRuns::default());
         let providers = Providers::from_config(&config, &external);
@@ -146,6 +157,8 @@ impl AppState {
             providers,
             external,
             metrics,
+            lease,
+            follower: std::sync::Mutex::new(follower),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             drop_connections: tokio::sync::watch::Sender::new(0),
@@ -160,7 +173,13 @@ impl AppState {
         if state.config.cors_origins.iter().any(|origin| origin.trim() == "*") && !token {
             tracing::warn!("--cors-origins * without --auth-token: every web page can drive this server");
         }
-        let closed = runs::close_interrupted_runs(&state).await?;
+        // The runs other nodes drive, for this node's running map.
+        if state.lease.is_shared() {
+            for session_id in state.hub.store().open_runs().await? {
+                state.hub.open(&session_id).await?;
+            }
+        }
+        let closed = runs::close_orphaned_runs(&state, true).await?;
         if closed > 0 {
             tracing::warn!(closed, "closed runs interrupted by the last stop");
         }
@@ -190,6 +209,7 @@ pub async fn serve(
     let evictor = tokio::spawn(maintain(Arc::clone(&state)));
     let expirer = tokio::spawn(durable::expire_loop(Arc::clone(&state)));
     let follower = tokio::spawn(follow::follow_loop(Arc::clone(&state)));
+    let closer = tokio::spawn(runs::close_orphaned_runs_loop(Arc::clone(&state)));
     let app = router(Arc::clone(&state));
     let graceful = async move {
         stop.await;
@@ -207,6 +227,7 @@ pub async fn serve(
     evictor.abort();
     expirer.abort();
     follower.abort();
+    closer.abort();
     state.tasks.close();
     if tokio::time::timeout(Duration::from_secs(10), state.tasks.wait()).await.is_err() {
         tracing::warn!("some runs or connections did not finish within 10 s");

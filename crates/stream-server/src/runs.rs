@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::hub::{ActiveRun, IfMissing, Locked, Session, is_head_conflict, new_id, now_ms};
 use crate::inputs::SendRequest;
 use crate::provider::{Committed, ProviderEvent, ProviderRun, RunRequest, Turn};
-use crate::store::{SendAnswer, WriteOp};
+use crate::store::{ClusterEvent, LeaseAction, SendAnswer, StoreError, WriteOp};
 
 /// Provider events taken per append; they share one commit.
 const EVENTS_PER_BATCH: usize = 256;
@@ -32,6 +32,8 @@ pub const MAX_FRAMES_PER_APPEND: usize = (EVENTS_PER_BATCH + 1) * 4 + 4;
 
 /// Said in the frame that closes a run cut short by a restart.
 pub const INTERRUPTED_BY_RESTART: &str = "the server restarted while this run was going";
+/// Said in the frame that closes a run whose node stopped (its lease expired).
+pub const DRIVER_LOST: &str = "the server node driving this run stopped";
 /// Said when a shutdown ends a run.
 pub const INTERRUPTED_BY_SHUTDOWN: &str = "the server shut down while this run was going";
 
@@ -55,13 +57,20 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     }
 }
 
+/// The 409 of a send while `run` is running in the session.
+fn run_in_progress(run: &str) -> AppError {
+    AppError::Conflict {
+        code: "run_in_progress",
+        message: format!("{run} is still running in this session; abort it or wait"),
+    }
+}
+
 /// Most times a send is tried again because another node wrote to the session first.
 const SEND_CONFLICT_RETRIES: usize = 8;
 
 /// The send's checks, its frames, and its run's driver: once.
 async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest) -> Result<SendAnswer, AppError> {
     let mut locked = app.hub.lock(session_id, IfMissing::Create).await?.expect("a created session exists");
-    locked.refresh(&app.hub).await?;
     // A session keeps the provider it was created with (or first sent to).
     if locked.producer.provider.is_none() && locked.producer.sequencer.head() == 0 {
         locked.producer.provider.clone_from(&request.provider);
@@ -74,10 +83,7 @@ async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest)
     }
     // The log's view, which holds runs driven by other nodes too.
     if let Some(run) = locked.producer.sequencer.running() {
-        return Err(AppError::Conflict {
-            code: "run_in_progress",
-            message: format!("run {} is still running in this session; abort it or wait", run.run_id),
-        });
+        return Err(run_in_progress(&format!("run {}", run.run_id)));
     }
     let now = now_ms();
     let answer = SendAnswer { run_id: new_id("run"), message_id: new_id("msg") };
@@ -105,7 +111,12 @@ async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest)
         if provider.wants_history() { history(locked.producer.sequencer.state().messages()) } else { Vec::new() };
     let continuation = app.hub.store().continuation(session_id, provider_name).await?;
     let resumed = continuation.is_some();
-    locked.try_append(&app.hub, bodies, vec![record]).await?;
+    let extra = std::iter::once(record).chain(app.lease.op(session_id, LeaseAction::Take)).collect();
+    match locked.try_append(&app.hub, bodies, extra).await {
+        // Another node's run holds the session, though its frames are not read yet.
+        Err(AppError::Storage(StoreError::Leased(_))) => return Err(run_in_progress("a run")),
+        result => result?,
+    }
     let provider_run = provider.start(RunRequest {
         session_id: session_id.to_owned(),
         run_id: answer.run_id.clone(),
@@ -139,12 +150,28 @@ pub fn known_provider<'a>(
 pub async fn abort(app: &AppState, session_id: &str) -> Result<String, AppError> {
     let locked = app.hub.lock(session_id, IfMissing::Absent).await?;
     let locked = locked.ok_or_else(|| AppError::NotFound("no such session".into()))?;
-    match &locked.producer.run {
-        Some(run) => {
+    match (&locked.producer.run, locked.producer.sequencer.running()) {
+        (Some(run), _) => {
             run.abort.cancel();
             Ok(run.run_id.clone())
         }
-        None => Err(AppError::NotFound("nothing is running in this session".into())),
+        // Driven by another node, which is told.
+        (None, Some(running)) if app.lease.is_shared() => {
+            let run_id = running.run_id.clone();
+            let event = ClusterEvent::Abort { session_id: session_id.to_owned(), run_id: run_id.clone() };
+            app.hub.store().write(app.hub.announce(event).into_iter().collect()).await?;
+            Ok(run_id)
+        }
+        _ => Err(AppError::NotFound("nothing is running in this session".into())),
+    }
+}
+
+/// An abort another node was asked for, of run `run_id`, if this node drives it.
+pub async fn abort_driven(app: &AppState, session_id: &str, run_id: &str) {
+    let Ok(Some(session)) = app.hub.open(session_id).await else { return };
+    let producer = session.producer().await;
+    if let Some(run) = producer.run.as_ref().filter(|run| run.run_id == run_id) {
+        run.abort.cancel();
     }
 }
 
@@ -171,11 +198,32 @@ struct Ending {
     aborted: bool,
     exit_code: Option<i32>,
     error: Option<String>,
+    /// This node lost the run's lease: another node ended the run, and
+    /// nothing more of it is written here.
+    fenced: bool,
 }
 
 impl Ending {
+    fn new(status: Outcome, aborted: bool, exit_code: Option<i32>, error: Option<String>) -> Self {
+        Self { status, aborted, exit_code, error, fenced: false }
+    }
+
     fn failed(error: impl Into<String>) -> Self {
-        Self { status: Outcome::Failed, aborted: false, exit_code: None, error: Some(error.into()) }
+        Self::new(Outcome::Failed, false, None, Some(error.into()))
+    }
+
+    fn fenced() -> Self {
+        Self { fenced: true, ..Self::failed("this node lost the run's lease") }
+    }
+
+    /// The ending a failed write of the run's frames leads to.
+    fn after_failed_write(error: &AppError) -> Self {
+        if matches!(error, AppError::Storage(StoreError::Leased(_))) {
+            tracing::warn!("this node lost a run's lease; another node ends the run");
+            return Self::fenced();
+        }
+        tracing::error!(%error, "could not append provider events; failing the run");
+        Self::failed("storage failed")
     }
 }
 
@@ -228,14 +276,25 @@ async fn drive(
     let mut heard = Instant::now();
     let mut noticed = false;
     let mut committed = Vec::new();
+    // Each batch renews the lease; this keeps it while the provider is silent.
+    let mut renew = tokio::time::interval(app.lease.renew_every());
     let ending = loop {
         let silence = tokio::time::sleep_until(heard + if noticed { timeout } else { stall });
         tokio::select! {
             biased;
             _ = abort.cancelled() => {
-                break Ending { status: Outcome::Cancelled, aborted: true, exit_code: None, error: None };
+                break Ending::new(Outcome::Cancelled, true, None, None);
             }
             _ = app.shutdown.cancelled() => break Ending::failed(INTERRUPTED_BY_SHUTDOWN),
+            _ = renew.tick(), if app.lease.is_shared() => {
+                let keep = app.lease.op(session.id(), LeaseAction::Keep).into_iter().collect();
+                match app.hub.store().write(keep).await {
+                    Err(StoreError::Leased(_)) => break Ending::fenced(),
+                    // Redis unreachable: the lease may last until it is back.
+                    Err(error) => tracing::warn!(%error, "could not renew a run's lease"),
+                    Ok(()) => {}
+                }
+            }
             _ = silence => {
                 if noticed {
                     break Ending::failed(format!("the provider sent nothing for {}", spoken(timeout)));
@@ -262,7 +321,7 @@ async fn drive(
                     match event {
                         // Nothing after the exit counts but the wish to hear it is stored.
                         ProviderEvent::Exit { status, exit_code, error } if exit.is_none() => {
-                            exit = Some(Ending { status, aborted: false, exit_code, error });
+                            exit = Some(Ending::new(status, false, exit_code, error));
                         }
                         ProviderEvent::Item(item) if exit.is_none() => items.push(item),
                         ProviderEvent::Exit { .. } | ProviderEvent::Item(_) => {}
@@ -281,6 +340,13 @@ async fn drive(
         }
     };
     provider.cancel.cancel();
+    if ending.fenced {
+        let mut producer = session.producer().await;
+        if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
+            producer.run = None;
+        }
+        return;
+    }
     let now = now_ms();
     let mut bodies = Vec::new();
     if let Some(error) = ending.error {
@@ -295,10 +361,13 @@ async fn drive(
         exit_code: ending.exit_code,
         state_hash: None,
     }));
-    let stale = run.stale_continuation(session.id(), ending.status);
+    let mut extra: Vec<WriteOp> = run.stale_continuation(session.id(), ending.status).into_iter().collect();
+    extra.extend(
+        [LeaseAction::Keep, LeaseAction::Release].into_iter().filter_map(|action| app.lease.op(session.id(), action)),
+    );
     let mut producer = session.producer().await;
     for (attempt, pause) in FINISH_RETRIES.iter().enumerate() {
-        match session.append(&app.hub, &mut producer, bodies.clone(), stale.clone().into_iter().collect()).await {
+        match session.append(&app.hub, &mut producer, bodies.clone(), extra.clone()).await {
             Ok(()) => {
                 if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
                     producer.run = None;
@@ -308,6 +377,10 @@ async fn drive(
             }
             Err(error) => {
                 tracing::error!(%error, run = %run.run_id, attempt, "could not append run_finished");
+                if matches!(error, AppError::Storage(StoreError::Leased(_))) {
+                    // Another node ended it.
+                    break;
+                }
                 tokio::time::sleep(*pause).await;
             }
         }
@@ -346,24 +419,31 @@ async fn append_items(
     for item in items {
         translator.push(item, now, &mut bodies);
     }
+    let extra = stored.into_iter().chain(app.lease.op(session.id(), LeaseAction::Keep)).collect();
     let mut producer = session.producer().await;
-    session.append(&app.hub, &mut producer, bodies, stored.into_iter().collect()).await.map_err(|error| {
-        tracing::error!(%error, "could not append provider events; failing the run");
-        Ending::failed("storage failed")
-    })
+    session.append(&app.hub, &mut producer, bodies, extra).await.map_err(|error| Ending::after_failed_write(&error))
 }
 
-/// Closes every run a crash left open in the log: exactly one failed
-/// `run_finished` each.
-pub async fn close_interrupted_runs(app: &AppState) -> Result<usize, AppError> {
+/// Closes every run that no node drives any more, with exactly one failed
+/// `run_finished` each: at start, those a crash or a stop of this node left
+/// open (alone, every open run); later, with a shared log, those of nodes
+/// that died (their lease expired). The close takes the lease, so of two
+/// nodes that try, one closes the run.
+pub async fn close_orphaned_runs(app: &AppState, at_start: bool) -> Result<usize, AppError> {
     let mut closed = 0;
-    for session_id in app.hub.store().sessions_with_open_runs().await? {
+    let own = at_start.then_some(app.lease.node.as_str());
+    for session_id in app.hub.store().orphaned_runs(own).await? {
         let Some(mut locked) = app.hub.lock(&session_id, IfMissing::Absent).await? else { continue };
+        // Driven here after all (started since the lookup).
+        if locked.producer.run.is_some() {
+            continue;
+        }
         let Some(run) = locked.producer.sequencer.running().cloned() else { continue };
+        let error = if at_start { INTERRUPTED_BY_RESTART } else { DRIVER_LOST };
         let bodies = vec![
             FrameBody::Error(ErrorFrame {
                 message_id: None,
-                error: INTERRUPTED_BY_RESTART.to_owned(),
+                error: error.to_owned(),
                 reason: Some("run_interrupted".into()),
             }),
             FrameBody::RunFinished(RunFinished {
@@ -374,8 +454,35 @@ pub async fn close_interrupted_runs(app: &AppState) -> Result<usize, AppError> {
                 state_hash: None,
             }),
         ];
-        locked.append(&app.hub, bodies, Vec::new()).await?;
+        let lease = [LeaseAction::Take, LeaseAction::Release]
+            .into_iter()
+            .filter_map(|action| app.lease.op(&session_id, action));
+        match locked.append(&app.hub, bodies, lease.collect()).await {
+            // Another node took it over first.
+            Err(AppError::Storage(StoreError::Leased(_))) => continue,
+            result => result?,
+        }
         closed += 1;
     }
     Ok(closed)
+}
+
+/// With a shared log: looks for runs whose node died, every third of the
+/// lease, and closes them.
+pub async fn close_orphaned_runs_loop(app: Arc<AppState>) {
+    if !app.lease.is_shared() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(app.lease.renew_every());
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = app.shutdown.cancelled() => return,
+        }
+        match close_orphaned_runs(&app, false).await {
+            Ok(0) => {}
+            Ok(closed) => tracing::warn!(closed, "closed runs whose node stopped"),
+            Err(error) => tracing::warn!(%error, "could not look for runs whose node stopped"),
+        }
+    }
 }

@@ -121,6 +121,7 @@ impl Client {
                 }
                 ServerFrame::Control(ControlFrame::Hello(hello)) => {
                     report.heartbeat_ms = Some(hello.heartbeat_ms);
+                    self.running.connected();
                     continue;
                 }
                 ServerFrame::Control(_) => {

@@ -188,6 +188,12 @@ impl RunningMap {
         self.finished_at_seq.get(session_id).is_none_or(|&finished| seq > finished)
     }
 
+    /// A new connection began, perhaps to another node of the server, whose
+    /// revisions are its own: the next list applies whatever its `rev`.
+    pub fn connected(&mut self) {
+        self.last_rev = None;
+    }
+
     /// Applies a server `running` list. Returns false when it was stale (its
     /// `rev` not newer than one applied) and so ignored.
     pub fn sync(&mut self, running: &Running, now_ms: u64) -> bool {
@@ -311,6 +317,17 @@ mod tests {
         assert!(!map.sync(&running(4, &[("a", "r1", 1)]), 0));
         assert!(!map.sync(&running(5, &[("a", "r1", 1)]), 0));
         assert!(ids(&map).is_empty());
+    }
+
+    #[test]
+    fn a_new_connection_takes_the_first_list_whatever_its_rev() {
+        let mut map = RunningMap::default();
+        map.sync(&running(50, &[("a", "r1", 1)]), 0);
+        // Another node counts its revisions from elsewhere.
+        map.connected();
+        assert!(map.sync(&running(3, &[("b", "r2", 1)]), 0));
+        assert_eq!(ids(&map), vec!["b"]);
+        assert!(!map.sync(&running(2, &[]), 0));
     }
 
     #[test]

@@ -16,11 +16,13 @@ mod redis;
 mod sqlite;
 mod streams;
 
-pub use self::redis::LogFollower;
+pub use self::redis::{Followed, LogFollower};
 pub use streams::{Chunk, Closer, ForkOrigin, ProducerRow, ProducerStamp, StreamOp, StreamRow};
 
 use std::path::Path;
 use std::sync::Arc;
+
+use stream_core::frame::RunInfo;
 
 use self::redis::RedisLog;
 use self::sqlite::{Ops, Sqlite};
@@ -47,6 +49,10 @@ pub enum StoreError {
     /// A session created again: the request stored nothing.
     #[error("session {0} exists already")]
     SessionExists(String),
+    /// The run lease of the session is another node's (or, to renew, nobody's):
+    /// the request stored nothing.
+    #[error("another node drives the run of session {0}")]
+    Leased(String),
     /// A blocking read task failed.
     #[error("a database read was interrupted")]
     ReadInterrupted,
@@ -191,6 +197,65 @@ pub enum WriteOp {
         /// The session.
         id: String,
     },
+    /// With a shared log, an event for the other nodes (one node alone
+    /// has nobody to tell: SQLite stores nothing).
+    Announce {
+        /// The node that tells.
+        node: String,
+        /// What it tells.
+        event: ClusterEvent,
+    },
+    /// With a shared log, the lease on driving the session's run, which
+    /// fences the writes of a node that lost it (a single node holds every
+    /// run: SQLite stores nothing).
+    Lease {
+        /// The session.
+        session_id: String,
+        /// The node.
+        holder: String,
+        /// What happens to the lease.
+        action: LeaseAction,
+        /// How long it lasts unless renewed, in ms.
+        ttl_ms: u64,
+    },
+}
+
+/// What a node tells the others, in the same write as the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEvent {
+    /// The session's running run changed (`None`: it ended), at `head`.
+    Running {
+        /// The session.
+        session_id: String,
+        /// Its run now.
+        run: Option<RunInfo>,
+        /// Its head.
+        head: u64,
+    },
+    /// The session was deleted.
+    Deleted {
+        /// The session.
+        session_id: String,
+    },
+    /// An abort of the run, for the node that drives it.
+    Abort {
+        /// The session.
+        session_id: String,
+        /// The run.
+        run_id: String,
+    },
+}
+
+/// What a [`WriteOp::Lease`] does; the whole request is refused
+/// ([`StoreError::Leased`]) when its condition fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseAction {
+    /// Takes it, unless another node holds it.
+    Take,
+    /// Renews it, if this node holds it: the fence of a run's writes.
+    Keep,
+    /// Lets it go, if this node holds it.
+    Release,
 }
 
 /// Observes commit batches (for metrics).
@@ -231,9 +296,18 @@ impl Store {
         self.redis.is_some()
     }
 
-    /// A connection that follows sessions' logs, when other nodes write to them.
-    pub fn follower(&self) -> Option<LogFollower> {
-        self.redis.as_ref().map(RedisLog::follower)
+    /// A connection that follows sessions' logs and the other nodes'
+    /// events from now on, when other nodes write to the log.
+    pub async fn follower(&self) -> Result<Option<LogFollower>, StoreError> {
+        match &self.redis {
+            Some(redis) => Ok(Some(redis.follower().await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sessions whose last commit left a run open.
+    pub async fn open_runs(&self) -> Result<Vec<String>, StoreError> {
+        session_log!(self, open_runs())
     }
 
     /// Commits the writes together; returns once they are durable.
@@ -259,9 +333,15 @@ impl Store {
         session_log!(self, sessions())
     }
 
-    /// Sessions whose last commit left a run running (interrupted by a crash).
-    pub async fn sessions_with_open_runs(&self) -> Result<Vec<String>, StoreError> {
-        session_log!(self, sessions_with_open_runs())
+    /// Sessions whose last commit left a run running that no node drives:
+    /// with a shared log, those whose lease has expired or is `own_lease`'s
+    /// (held by this node before a restart); alone, all of them (a crash or
+    /// a stop interrupted them).
+    pub async fn orphaned_runs(&self, own_lease: Option<&str>) -> Result<Vec<String>, StoreError> {
+        match &self.redis {
+            Some(redis) => redis.orphaned_runs(own_lease).await,
+            None => self.sqlite.open_runs().await,
+        }
     }
 
     /// Up to `limit` frames of the session after `after_seq`, in order.

@@ -12,9 +12,11 @@
 //! | `as:{id}:runs` | hash | run id → the seq of its `run_started` |
 //! | `as:{id}:continuations` | hash | provider → its id of the conversation |
 //! | `as:{id}:base` | hash | `seq`, `snapshot`: the base after a compaction |
+//! | `as:{id}:lease` | string | the node that drives its run, until it expires |
 //!
-//! with `as:sessions` (a sorted set of ids by `updated_at`) and
-//! `as:open-runs` (the ids whose last commit left a run open) beside them.
+//! with `as:sessions` (a sorted set of ids by `updated_at`),
+//! `as:open-runs` (the ids whose last commit left a run open) and
+//! `as:events` (a stream of [`ClusterEvent`]s, the last 10,000 or so) beside them.
 //! Session ids cannot hold `{` or `}`, so no id reaches into another's keys.
 //!
 //! A request's writes are one Lua script (`write.lua`): Redis runs it alone,
@@ -30,7 +32,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncCommands, Script};
 
-use super::{CommitObserver, NotAtHead, SendAnswer, SessionRow, StoreError, WriteOp};
+use super::{ClusterEvent, CommitObserver, LeaseAction, NotAtHead, SendAnswer, SessionRow, StoreError, WriteOp};
 
 /// How long a command may wait for its answer before it fails (and the
 /// request gets 503): a Redis that is down must not hang requests.
@@ -39,7 +41,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
 const SESSIONS: &str = "as:sessions";
-const OPEN_RUNS: &str = "as:open-runs";
+/// The stream of [`ClusterEvent`]s every node reads.
+const EVENTS: &str = "as:events";
 
 fn key(session: &str, part: &str) -> String {
     format!("as:{{{session}}}:{part}")
@@ -52,6 +55,7 @@ pub(super) struct RedisLog {
     connection: ConnectionManager,
     write: Arc<Script>,
     candidates: Arc<Script>,
+    orphaned: Arc<Script>,
     on_commit: CommitObserver,
 }
 
@@ -69,12 +73,26 @@ impl RedisLog {
             connection,
             write: Arc::new(Script::new(include_str!("write.lua"))),
             candidates: Arc::new(Script::new(include_str!("candidates.lua"))),
+            orphaned: Arc::new(Script::new(include_str!("orphaned.lua"))),
             on_commit,
         })
     }
 
-    pub(super) fn follower(&self) -> LogFollower {
-        LogFollower { client: self.client.clone(), connection: None }
+    pub(super) async fn follower(&self) -> Result<LogFollower, StoreError> {
+        let last: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+            .arg(EVENTS)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.connection.clone())
+            .await?;
+        let events_after = last.into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+        Ok(LogFollower { client: self.client.clone(), connection: None, events_after })
+    }
+
+    pub(super) async fn open_runs(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.connection.clone().smembers("as:open-runs").await?)
     }
 
     pub(super) async fn write(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
@@ -92,6 +110,7 @@ impl RedisLog {
             Err(error) => Err(match (error.code(), error.detail()) {
                 (Some("NOTATHEAD"), Some(detail)) => refusal(detail).map_or_else(|| error.into(), Into::into),
                 (Some("EXISTS"), Some(session)) => StoreError::SessionExists(session.to_owned()),
+                (Some("LEASED"), Some(session)) => StoreError::Leased(session.to_owned()),
                 (Some("NOSESSION" | "BADOP"), detail) => StoreError::Commit(detail.unwrap_or("").into()),
                 _ => error.into(),
             }),
@@ -117,8 +136,13 @@ impl RedisLog {
         Ok(rows.into_iter().filter_map(session_row).collect())
     }
 
-    pub(super) async fn sessions_with_open_runs(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.connection.clone().smembers(OPEN_RUNS).await?)
+    pub(super) async fn orphaned_runs(&self, own_lease: Option<&str>) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .orphaned
+            .prepare_invoke()
+            .arg(own_lease.unwrap_or(""))
+            .invoke_async(&mut self.connection.clone())
+            .await?)
     }
 
     pub(super) async fn frames_after(
@@ -179,55 +203,90 @@ impl RedisLog {
     }
 }
 
-/// A node's own connection for following logs, since its reads block.
+/// A node's own connection for following logs and the other nodes'
+/// events, since its reads block.
 pub struct LogFollower {
     client: redis::Client,
     /// Made at the first read, and again after a failure.
     connection: Option<MultiplexedConnection>,
+    /// The id of the last event read.
+    events_after: String,
+}
+
+/// Frames with their seqs, in order.
+pub type Frames = Vec<(u64, Arc<str>)>;
+
+/// What one follower read brings.
+#[derive(Debug, Default)]
+pub struct Followed {
+    /// The frames after each position given, per session that has some.
+    pub frames: Vec<(String, Frames)>,
+    /// The events since the last read, each with the node that told it.
+    pub events: Vec<(String, ClusterEvent)>,
 }
 
 /// An XREAD answer: per stream, its entries with their fields.
 type StreamEntries = Vec<(String, Vec<(String, Vec<String>)>)>;
 
 impl LogFollower {
-    /// The frames committed after each `(session, seq)`, per session that has
-    /// some; waits up to `block` for the first of them.
-    pub async fn read(
-        &mut self,
-        after: &[(String, u64)],
-        block: Duration,
-    ) -> Result<Vec<(String, Vec<(u64, Arc<str>)>)>, StoreError> {
-        if after.is_empty() {
-            tokio::time::sleep(block).await;
-            return Ok(Vec::new());
-        }
+    /// The frames committed after each `(session, seq)`, and the events
+    /// since the last read; waits up to `block` for the first of them.
+    pub async fn read(&mut self, after: &[(String, u64)], block: Duration) -> Result<Followed, StoreError> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
-            None => {
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_response_timeout(Some(block + RESPONSE_TIMEOUT))
-                    .set_connection_timeout(Some(CONNECTION_TIMEOUT));
-                self.connection.insert(self.client.get_multiplexed_async_connection_with_config(&config).await?)
-            }
+            None => self.connection.insert(follow_connection(&self.client, block).await?),
         };
         let mut command = redis::cmd("XREAD");
         command.arg("COUNT").arg(FOLLOW_PAGE_FRAMES).arg("BLOCK").arg(block.as_millis() as u64).arg("STREAMS");
+        command.arg(EVENTS);
         for (session, _) in after {
             command.arg(key(session, "log"));
         }
+        command.arg(&self.events_after);
         for (_, seq) in after {
             command.arg(format!("{seq}-0"));
         }
         let read: Result<Option<StreamEntries>, _> = command.query_async(connection).await;
         let streams = read.inspect_err(|_| self.connection = None)?.unwrap_or_default();
-        Ok(streams
-            .into_iter()
-            .filter_map(|(stream, entries)| {
-                let session = stream.strip_prefix("as:{")?.strip_suffix("}:log")?.to_owned();
-                Some((session, entries.into_iter().filter_map(entry_frame).collect()))
-            })
-            .collect())
+        let mut followed = Followed::default();
+        for (stream, entries) in streams {
+            if stream == EVENTS {
+                if let Some((last, _)) = entries.last() {
+                    self.events_after.clone_from(last);
+                }
+                followed.events.extend(entries.into_iter().filter_map(|(_, fields)| cluster_event(fields)));
+            } else if let Some(session) = stream.strip_prefix("as:{").and_then(|rest| rest.strip_suffix("}:log")) {
+                followed.frames.push((session.to_owned(), entries.into_iter().filter_map(entry_frame).collect()));
+            }
+        }
+        Ok(followed)
     }
+}
+
+async fn follow_connection(client: &redis::Client, block: Duration) -> Result<MultiplexedConnection, StoreError> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(block + RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT));
+    Ok(client.get_multiplexed_async_connection_with_config(&config).await?)
+}
+
+/// An event from its entry's fields (`node`, `session`, `kind`, `data`, `head`).
+fn cluster_event(fields: Vec<String>) -> Option<(String, ClusterEvent)> {
+    let mut fields: HashMap<String, String> =
+        fields.chunks_exact(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
+    let session_id = fields.remove("session")?;
+    let data = fields.remove("data").unwrap_or_default();
+    let event = match fields.get("kind")?.as_str() {
+        "running" => ClusterEvent::Running {
+            session_id,
+            run: if data.is_empty() { None } else { Some(serde_json::from_str(&data).ok()?) },
+            head: fields.get("head")?.parse().ok()?,
+        },
+        "deleted" => ClusterEvent::Deleted { session_id },
+        "abort" => ClusterEvent::Abort { session_id, run_id: data },
+        _ => return None,
+    };
+    Some((fields.remove("node")?, event))
 }
 
 /// Most frames one follower read takes from each stream.
@@ -296,6 +355,29 @@ fn encode(op: &WriteOp, push: &mut impl FnMut(&str)) {
         WriteOp::DeleteSession { id } => {
             push("delete");
             push(id);
+        }
+        WriteOp::Announce { node, event } => {
+            let (session_id, kind, data, head) = match event {
+                ClusterEvent::Running { session_id, run, head } => {
+                    let run = run.as_ref().map(|run| serde_json::to_string(run).unwrap_or_default());
+                    (session_id, "running", run.unwrap_or_default(), *head)
+                }
+                ClusterEvent::Deleted { session_id } => (session_id, "deleted", String::new(), 0),
+                ClusterEvent::Abort { session_id, run_id } => (session_id, "abort", run_id.clone(), 0),
+            };
+            for field in ["announce", session_id, node, kind, &data, &head.to_string()] {
+                push(field);
+            }
+        }
+        WriteOp::Lease { session_id, holder, action, ttl_ms } => {
+            let action = match action {
+                LeaseAction::Take => "take",
+                LeaseAction::Keep => "keep",
+                LeaseAction::Release => "release",
+            };
+            for field in ["lease", session_id, action, holder, &ttl_ms.to_string()] {
+                push(field);
+            }
         }
     }
 }

@@ -180,7 +180,7 @@ impl Sqlite {
         .await
     }
 
-    pub(super) async fn sessions_with_open_runs(&self) -> Result<Vec<String>, StoreError> {
+    pub(super) async fn open_runs(&self) -> Result<Vec<String>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare("SELECT id FROM sessions WHERE open_run IS NOT NULL")?;
             statement.query_map([], |row| row.get(0))?.collect()
@@ -462,6 +462,8 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
                     params![session_id, *seq as i64],
                 )?;
             }
+            // One node alone: nothing to fence, nobody to tell.
+            WriteOp::Lease { .. } | WriteOp::Announce { .. } => {}
             WriteOp::DeleteSession { id } => {
                 transaction.execute("DELETE FROM bases WHERE session_id = ?1", [id])?;
                 transaction.execute("DELETE FROM continuations WHERE session_id = ?1", [id])?;

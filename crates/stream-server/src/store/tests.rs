@@ -134,7 +134,7 @@ async fn appends_read_back_in_pages_and_survive_reopen() {
             "{}",
             log.name()
         );
-        assert_eq!(store.sessions_with_open_runs().await.unwrap(), vec!["s".to_string()], "{}", log.name());
+        assert_eq!(store.orphaned_runs(None).await.unwrap(), vec!["s".to_string()], "{}", log.name());
         assert_eq!(store.run_start_seq("s", "r1").await.unwrap(), Some(2), "{}", log.name());
         assert_eq!(store.run_start_seq("s", "r2").await.unwrap(), None, "{}", log.name());
     }
@@ -247,6 +247,59 @@ async fn send_answers_and_continuations_are_kept_and_deleted_with_the_session() 
         store.write(vec![create("s", "e2", 2), append("s", 1..=1, 2)]).await.unwrap();
         assert_eq!(seqs(&store, "s").await, [1], "{}", log.name());
     }
+}
+
+/// `append` with run `r1` open after it.
+fn append_in_run(id: &str, seqs: std::ops::RangeInclusive<u64>, now: u64) -> WriteOp {
+    let mut op = append(id, seqs, now);
+    if let WriteOp::Append { open_run, .. } = &mut op {
+        *open_run = Some("r1".into());
+    }
+    op
+}
+
+fn lease(holder: &str, action: LeaseAction) -> WriteOp {
+    WriteOp::Lease { session_id: "s".into(), holder: holder.into(), action, ttl_ms: 60_000 }
+}
+
+#[tokio::test]
+async fn a_run_lease_fences_the_writes_of_the_node_that_lost_it() {
+    let Some(log) = TestLog::both("lease").into_iter().find(|log| log.redis.is_some()) else { return };
+    let store = log.open().await;
+    store.write(vec![create("s", "e", 1), append_in_run("s", 1..=1, 1), lease("a", LeaseAction::Take)]).await.unwrap();
+    // Node b's run is refused, and nothing of its request stored.
+    let refused = store.write(vec![append("s", 2..=2, 2), lease("b", LeaseAction::Take)]).await;
+    assert!(matches!(&refused, Err(StoreError::Leased(id)) if id == "s"), "{refused:?}");
+    assert_eq!(seqs(&store, "s").await, [1]);
+    store.write(vec![append_in_run("s", 2..=2, 2), lease("a", LeaseAction::Keep)]).await.unwrap();
+    // The run is a's, so it is not orphaned, but for a's own restart.
+    assert!(store.orphaned_runs(None).await.unwrap().is_empty());
+    assert_eq!(store.orphaned_runs(Some("a")).await.unwrap(), ["s"]);
+    // b cannot keep or let go of what a holds; once a lets go, b may take it.
+    assert!(store.write(vec![lease("b", LeaseAction::Keep)]).await.is_err());
+    store.write(vec![lease("b", LeaseAction::Release)]).await.unwrap();
+    assert!(store.write(vec![lease("b", LeaseAction::Take)]).await.is_err());
+    store.write(vec![lease("a", LeaseAction::Release)]).await.unwrap();
+    assert_eq!(store.orphaned_runs(None).await.unwrap(), ["s"]);
+    store.write(vec![lease("b", LeaseAction::Take), lease("b", LeaseAction::Release)]).await.unwrap();
+    // a, late, is fenced off: its batch is refused.
+    let late = store.write(vec![append("s", 3..=3, 3), lease("a", LeaseAction::Keep)]).await;
+    assert!(matches!(late, Err(StoreError::Leased(_))), "{late:?}");
+    assert_eq!(seqs(&store, "s").await, [1, 2]);
+}
+
+#[tokio::test]
+async fn an_expired_lease_orphans_its_run() {
+    let Some(log) = TestLog::both("lease-expiry").into_iter().find(|log| log.redis.is_some()) else { return };
+    let store = log.open().await;
+    let start = append_in_run("s", 1..=1, 1);
+    let short = WriteOp::Lease { session_id: "s".into(), holder: "a".into(), action: LeaseAction::Take, ttl_ms: 50 };
+    store.write(vec![create("s", "e", 1), start, short]).await.unwrap();
+    assert!(store.orphaned_runs(None).await.unwrap().is_empty());
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    assert_eq!(store.orphaned_runs(None).await.unwrap(), ["s"]);
+    let late = store.write(vec![lease("a", LeaseAction::Keep)]).await;
+    assert!(matches!(late, Err(StoreError::Leased(_))), "{late:?}");
 }
 
 /// One request of a generated schedule.

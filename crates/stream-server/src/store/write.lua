@@ -21,6 +21,15 @@ local function head(id)
   return heads[id]
 end
 
+-- A session's run lease holder as the checked ops leave it; false: nobody.
+local leases = {}
+local function lease(id)
+  if leases[id] == nil then
+    leases[id] = redis.call('GET', key(id, 'lease'))
+  end
+  return leases[id]
+end
+
 local function hset_or_hdel(hash, field, value)
   if value ~= '' then
     redis.call('HSET', hash, field, value)
@@ -106,12 +115,40 @@ while i <= #ARGV do
         end
       end
     end
+  elseif op == 'announce' then
+    local node, kind, data, at = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    i = i + 6
+    writes[#writes + 1] = function()
+      redis.call('XADD', 'as:events', 'MAXLEN', '~', 10000, '*',
+        'node', node, 'session', id, 'kind', kind, 'data', data, 'head', at)
+    end
+  elseif op == 'lease' then
+    local action, holder, ttl = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    i = i + 5
+    local held = lease(id)
+    if (action == 'take' and held and held ~= holder) or (action == 'keep' and held ~= holder) then
+      return redis.error_reply('LEASED ' .. id)
+    end
+    if action == 'release' then
+      if held == holder then
+        leases[id] = false
+        writes[#writes + 1] = function()
+          redis.call('DEL', key(id, 'lease'))
+        end
+      end
+    else
+      leases[id] = holder
+      writes[#writes + 1] = function()
+        redis.call('SET', key(id, 'lease'), holder, 'PX', ttl)
+      end
+    end
   elseif op == 'delete' then
     i = i + 2
     heads[id] = false
+    leases[id] = false
     writes[#writes + 1] = function()
       redis.call('DEL', key(id, 'meta'), key(id, 'log'), key(id, 'sends'), key(id, 'continuations'),
-        key(id, 'base'), key(id, 'runs'))
+        key(id, 'base'), key(id, 'runs'), key(id, 'lease'))
       redis.call('ZREM', 'as:sessions', id)
       redis.call('SREM', 'as:open-runs', id)
     end
