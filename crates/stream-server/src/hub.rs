@@ -407,8 +407,13 @@ impl Session {
                 // is let go, and whoever holds it looks the session up again.
                 producer.deleted = true;
                 self.superseded.store(true, Ordering::Release);
-            } else if self.catch_up(&hub.store, producer).await.is_err() {
-                producer.stale = true;
+            } else {
+                // The sequencer holds the refused frames: it is restored from
+                // the log (with what another node wrote, when that was why).
+                match load_sequencer(&hub.store, &self.id, &self.epoch).await {
+                    Ok(sequencer) => producer.sequencer = sequencer,
+                    Err(_) => producer.stale = true,
+                }
             }
             return Err(error.into());
         }
@@ -441,12 +446,15 @@ impl Session {
         }
     }
 
-    /// Catches the sequencer up when it is behind what this node published
-    /// (frames another node committed), or unsure after a failed commit.
+    /// Restores the sequencer from the log when a failed commit left it
+    /// unsure, or catches it up when it is behind what this node published
+    /// (frames another node committed).
     async fn refresh(&self, store: &Store, producer: &mut Producer) -> Result<(), StoreError> {
-        if producer.stale || producer.sequencer.head() < self.head() {
-            self.catch_up(store, producer).await?;
+        if producer.stale {
+            producer.sequencer = load_sequencer(store, &self.id, &self.epoch).await?;
             producer.stale = false;
+        } else if producer.sequencer.head() < self.head() {
+            self.catch_up(store, producer).await?;
         }
         Ok(())
     }

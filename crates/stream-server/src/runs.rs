@@ -419,10 +419,30 @@ async fn append_items(
     for item in items {
         translator.push(item, now, &mut bodies);
     }
-    let extra = stored.into_iter().chain(app.lease.op(session.id(), LeaseAction::Keep)).collect();
+    let extra: Vec<WriteOp> = stored.into_iter().chain(app.lease.op(session.id(), LeaseAction::Keep)).collect();
     let mut producer = session.producer().await;
-    session.append(&app.hub, &mut producer, bodies, extra).await.map_err(|error| Ending::after_failed_write(&error))
+    if !app.lease.is_shared() {
+        return session
+            .append(&app.hub, &mut producer, bodies, extra)
+            .await
+            .map_err(|error| Ending::after_failed_write(&error));
+    }
+    // Redis restarting is a pause, not the end of the run.
+    let mut pauses = REDIS_RETRIES.iter();
+    loop {
+        match session.append(&app.hub, &mut producer, bodies.clone(), extra.clone()).await {
+            Err(AppError::Storage(StoreError::Redis(error))) if let Some(pause) = pauses.next() => {
+                tracing::warn!(%error, "could not store a run's frames; trying again");
+                tokio::time::sleep(*pause).await;
+            }
+            result => return result.map_err(|error| Ending::after_failed_write(&error)),
+        }
+    }
 }
+
+/// Pauses between the attempts to store a batch of a run while Redis cannot be reached.
+const REDIS_RETRIES: [Duration; 4] =
+    [Duration::from_millis(100), Duration::from_millis(300), Duration::from_secs(1), Duration::from_secs(3)];
 
 /// Closes every run that no node drives any more, with exactly one failed
 /// `run_finished` each: at start, those a crash or a stop of this node left

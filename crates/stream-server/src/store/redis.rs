@@ -63,9 +63,12 @@ impl RedisLog {
     /// Connects to the Redis at `url`; the connection comes back by itself
     /// after Redis was down.
     pub(super) async fn connect(url: &str, on_commit: CommitObserver) -> Result<Self, StoreError> {
+        // Reconnects soon after Redis is back: a request meanwhile gets 503.
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT));
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
         let client = redis::Client::open(url)?;
         let connection = client.get_connection_manager_with_config(config).await?;
         Ok(Self {
