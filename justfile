@@ -108,6 +108,26 @@ demo: web
     cargo build --release -p stream-server
     ./target/release/stream-server --data-dir data --web-dir web/dist
 
+# Runs two server nodes on one Redis (its own redis-server on a free port,
+# data under data-cluster/), each serving the web app; prints both addresses.
+demo-cluster: web
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p stream-server
+    mkdir -p data-cluster/redis
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+    redis-server --bind 127.0.0.1 --port "$port" --dir data-cluster/redis --appendonly yes --save '' \
+        --daemonize no --loglevel warning &
+    until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
+    for node in 1 2; do
+        ./target/release/stream-server --bind "127.0.0.1:808$node" --data-dir "data-cluster/node$node" \
+            --web-dir web/dist --redis-url "redis://127.0.0.1:$port/" &
+    done
+    sleep 1
+    echo "two nodes on one Redis (port $port): http://127.0.0.1:8081 and http://127.0.0.1:8082; Ctrl-C stops them"
+    wait
+
 # Benchmarks; tables on stdout, JSON under target/bench/ (core.json, adapters.json, server.json, wasm.json, history.json).
 bench:
     cargo bench -p stream-core --bench ingest

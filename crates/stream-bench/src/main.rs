@@ -12,6 +12,11 @@
 //!    Streams long-poll catch-up (`GET /v1/sessions/{id}/stream`, page by page).
 //! 4. SSE delivery: the full-speed case of 1, read by SSE readers of
 //!    `/v1/sessions/{id}/stream?live=sse` instead of WebSocket subscribers.
+//! 5. Scale-out: delivery at full speed and paced, side by side, on one node
+//!    on SQLite and on two nodes sharing one Redis (subscribers spread over
+//!    both); Redis's commands and bytes per frame; and a 10,000-frame resume
+//!    on a node that has not loaded the session (a fresh process each time),
+//!    on SQLite and on Redis.
 //!
 //! Usage: `loadgen --server target/release/stream-server [--quick] [--idle-only]`.
 //! Prints a table and writes `target/bench/server.json` (`--idle-only`: only
@@ -26,9 +31,74 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use stream_server::local_redis::{Fsync, LocalRedis};
 use tokio_tungstenite::tungstenite::Message;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Where the sessions live: one node on its SQLite file, or several nodes
+/// sharing one Redis (AOF, fsync every second, as SQLite's NORMAL sync).
+struct Deployment {
+    nodes: Vec<Server>,
+    redis: Option<LocalRedis>,
+}
+
+impl Deployment {
+    fn sqlite(binary: &Path, dir: &Path, args: &[&str]) -> Self {
+        Self { nodes: vec![Server::spawn(binary, dir, args)], redis: None }
+    }
+
+    fn redis(binary: &Path, dir: &Path, args: &[&str], nodes: usize) -> Self {
+        let redis = LocalRedis::start_with(&dir.join("redis"), Fsync::EverySecond)
+            .expect("redis-server (just setup installs it)");
+        let nodes = (0..nodes).map(|node| Self::node(binary, dir, &redis, node, args)).collect();
+        Self { nodes, redis: Some(redis) }
+    }
+
+    /// Node `node` on `redis`, with its own data directory.
+    fn node(binary: &Path, dir: &Path, redis: &LocalRedis, node: usize, args: &[&str]) -> Server {
+        let url = redis.url();
+        let mut with_redis = vec!["--redis-url", &url];
+        with_redis.extend_from_slice(args);
+        Server::spawn(binary, &dir.join(format!("node{node}")), &with_redis)
+    }
+
+    fn name(&self) -> String {
+        match self.redis {
+            None => "SQLite, 1 node".to_owned(),
+            Some(_) => format!("Redis, {} nodes", self.nodes.len()),
+        }
+    }
+
+    /// Redis's command calls and network bytes (in, out) so far.
+    fn redis_counts(&self) -> Option<(u64, u64, u64)> {
+        let redis = self.redis.as_ref()?;
+        let commands = redis.info("commandstats").ok()?;
+        let calls = commands
+            .lines()
+            .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+            .sum();
+        let stats = redis.info("stats").ok()?;
+        let stat = |name: &str| {
+            stats.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
+        };
+        Some((calls, stat("total_net_input_bytes")?, stat("total_net_output_bytes")?))
+    }
+
+    /// Frames committed by every node.
+    async fn frames_committed(&self) -> u64 {
+        let mut committed = 0;
+        for node in &self.nodes {
+            let text = reqwest::get(node.url("/metrics")).await.expect("metrics").text().await.expect("body");
+            committed += text
+                .lines()
+                .filter(|line| line.starts_with("stream_frames_committed_total"))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64;
+        }
+        committed
+    }
+}
 
 /// A server process with its own data directory.
 struct Server {
@@ -146,23 +216,29 @@ struct Delivery {
     latency_ms: Vec<f64>,
 }
 
-async fn delivery(
-    binary: &Path,
-    dir: &Path,
-    sessions: usize,
-    subscribers: usize,
-    words: usize,
-    delta_ms: u64,
-) -> Delivery {
-    let (delta, words, probe) = (delta_ms.to_string(), words.to_string(), PROBE_EVERY.to_string());
-    let args = ["--demo-delta-ms", &delta, "--demo-reply-words", &words, "--demo-probe-every", &probe];
-    let server = Server::spawn(binary, dir, &args);
+/// The demo provider's flags for a delivery case.
+fn demo_args(words: usize, delta_ms: u64) -> Vec<String> {
+    let args = ["--demo-delta-ms", &delta_ms.to_string(), "--demo-reply-words", &words.to_string()];
+    let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    args.extend(["--demo-probe-every".to_owned(), PROBE_EVERY.to_string()]);
+    args
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// One delivery case on `deployment`: subscribers spread over its nodes,
+/// the sends to the first.
+async fn delivery(deployment: &Deployment, sessions: usize, subscribers: usize, delta_ms: u64) -> Delivery {
+    let server = &deployment.nodes[0];
     let http = reqwest::Client::new();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let mut readers = Vec::new();
     for session in 0..sessions {
-        for _ in 0..subscribers {
-            let mut socket = connect(server.addr).await;
+        for subscriber in 0..subscribers {
+            let node = &deployment.nodes[(session * subscribers + subscriber) % deployment.nodes.len()];
+            let mut socket = connect(node.addr).await;
             let channel = format!("load{session}");
             subscribe(&mut socket, &channel, None).await;
             next_text(&mut socket).await.expect("subscribed");
@@ -187,7 +263,7 @@ async fn delivery(
     }
     let started = Instant::now();
     for session in 0..sessions {
-        post_send(&http, &server, &format!("load{session}"), "c1").await;
+        post_send(&http, server, &format!("load{session}"), "c1").await;
     }
     let mut frames = 0;
     for reader in readers {
@@ -292,39 +368,54 @@ async fn idle_memory(binary: &Path, dir: &Path, connections: usize) -> (u64, u64
     (before, after, (after.saturating_sub(before)) as f64 * 1024.0 / connections as f64)
 }
 
-async fn resume_gap(binary: &Path, dir: &Path, gap: u64) -> (f64, f64, f64) {
-    let words = (gap + 100).to_string();
-    let (epoch, head) = {
-        let server = Server::spawn(binary, dir, &["--demo-delta-ms", "0", "--demo-reply-words", &words]);
-        let mut socket = connect(server.addr).await;
-        subscribe(&mut socket, "gap", None).await;
-        post_send(&reqwest::Client::new(), &server, "gap", "c1").await;
-        while let Some(text) = next_text(&mut socket).await {
-            if text.contains("\"run_finished\"") {
-                break;
-            }
+/// The demo flags of a reply long enough to leave a `gap`-frame log.
+fn gap_args(gap: u64) -> [String; 4] {
+    ["--demo-delta-ms".into(), "0".into(), "--demo-reply-words".into(), (gap + 100).to_string()]
+}
+
+/// Runs one reply in session `gap` on `server`; returns its epoch and head.
+async fn seed_gap_session(server: &Server) -> (String, u64) {
+    let mut socket = connect(server.addr).await;
+    subscribe(&mut socket, "gap", None).await;
+    post_send(&reqwest::Client::new(), server, "gap", "c1").await;
+    while let Some(text) = next_text(&mut socket).await {
+        if text.contains("\"run_finished\"") {
+            break;
         }
-        let snapshot: serde_json::Value =
-            reqwest::get(server.url("/v1/sessions/gap")).await.expect("get").json().await.expect("json");
-        (snapshot["epoch"].as_str().expect("epoch").to_owned(), snapshot["seq"].as_u64().expect("seq"))
-    };
+    }
+    let snapshot: serde_json::Value =
+        reqwest::get(server.url("/v1/sessions/gap")).await.expect("get").json().await.expect("json");
+    (snapshot["epoch"].as_str().expect("epoch").to_owned(), snapshot["seq"].as_u64().expect("seq"))
+}
+
+/// Milliseconds from a subscribe `gap` frames behind the head to the last of them.
+async fn time_replay(server: &Server, epoch: &str, head: u64, gap: u64) -> f64 {
+    let mut socket = connect(server.addr).await;
+    let started = Instant::now();
+    subscribe(&mut socket, "gap", Some((epoch, head - gap))).await;
+    let mut received = 0u64;
+    while received < gap {
+        received += count_frames(&next_text(&mut socket).await.expect("replay")) as u64;
+    }
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+async fn resume_gap(binary: &Path, dir: &Path, gap: u64) -> (f64, f64, f64) {
+    let (epoch, head) = seed_gap_session(&Server::spawn(binary, dir, &strs(&gap_args(gap)))).await;
     let measure = |args: &'static [&'static str]| {
         let epoch = epoch.clone();
         async move {
             let server = Server::spawn(binary, dir, args);
             let mut samples = Vec::new();
             for _ in 0..5 {
-                let mut socket = connect(server.addr).await;
-                let started = Instant::now();
-                subscribe(&mut socket, "gap", Some((&epoch, head - gap))).await;
-                let mut received = 0u64;
-                while received < gap {
-                    received += count_frames(&next_text(&mut socket).await.expect("replay")) as u64;
-                }
-                samples.push(started.elapsed().as_secs_f64() * 1e3);
+                samples.push(time_replay(&server, &epoch, head, gap).await);
             }
-            samples.sort_by(f64::total_cmp);
-            samples[samples.len() / 2]
+            median(samples)
         }
     };
     let from_memory = measure(&[]).await;
@@ -334,8 +425,79 @@ async fn resume_gap(binary: &Path, dir: &Path, gap: u64) -> (f64, f64, f64) {
     for _ in 0..5 {
         samples.push(long_poll_catch_up(&server, "gap", head - gap, gap).await);
     }
-    samples.sort_by(f64::total_cmp);
-    (from_memory, from_log, samples[samples.len() / 2])
+    (from_memory, from_log, median(samples))
+}
+
+/// Milliseconds of a `gap`-frame resume on a node that has not loaded the
+/// session (a fresh process each time, the median of 5): on SQLite, the
+/// node restarted on its file; on Redis, a new node on the same Redis.
+async fn cold_resume(binary: &Path, dir: &Path, on_redis: bool, gap: u64) -> f64 {
+    let args = gap_args(gap);
+    let Deployment { nodes, redis } = if on_redis {
+        Deployment::redis(binary, dir, &strs(&args), 1)
+    } else {
+        Deployment::sqlite(binary, dir, &strs(&args))
+    };
+    let (epoch, head) = seed_gap_session(&nodes[0]).await;
+    drop(nodes);
+    let mut samples = Vec::new();
+    for sample in 0..5 {
+        let node = match &redis {
+            Some(redis) => Deployment::node(binary, dir, redis, sample + 1, &[]),
+            None => Server::spawn(binary, dir, &[]),
+        };
+        samples.push(time_replay(&node, &epoch, head, gap).await);
+    }
+    median(samples)
+}
+
+/// Scale-out, side by side: one node on SQLite, two on one Redis.
+struct ScaleOut {
+    /// Per deployment: its name, the full-speed case and the paced case.
+    rows: Vec<(String, Delivery, Delivery)>,
+    /// Redis's commands, bytes in and bytes out per frame committed (full speed).
+    redis_per_frame: (f64, f64, f64),
+    /// The 10,000-frame resume on a node that has not loaded the session: SQLite, Redis.
+    cold_resume_ms: (f64, f64),
+}
+
+async fn scale_out(binary: &Path, words: usize, paced_words: usize) -> ScaleOut {
+    let (mut rows, mut redis_per_frame) = (Vec::new(), (f64::NAN, f64::NAN, f64::NAN));
+    for on_redis in [false, true] {
+        let deploy = |dir: &Path, args: Vec<String>| {
+            if on_redis {
+                Deployment::redis(binary, dir, &strs(&args), 2)
+            } else {
+                Deployment::sqlite(binary, dir, &strs(&args))
+            }
+        };
+        let dir = temp_dir("scale-full");
+        let deployment = deploy(&dir, demo_args(words, 0));
+        let (before, committed_before) = (deployment.redis_counts(), deployment.frames_committed().await);
+        let full = delivery(&deployment, 10, 10, 0).await;
+        let committed = (deployment.frames_committed().await - committed_before) as f64;
+        if let (Some(before), Some(after)) = (before, deployment.redis_counts()) {
+            let per_frame = |from: u64, to: u64| (to - from) as f64 / committed;
+            redis_per_frame =
+                (per_frame(before.0, after.0), per_frame(before.1, after.1), per_frame(before.2, after.2));
+        }
+        let name = deployment.name();
+        drop(deployment);
+        let _ = std::fs::remove_dir_all(dir);
+        let dir = temp_dir("scale-paced");
+        let deployment = deploy(&dir, demo_args(paced_words / 4, 20));
+        let paced = delivery(&deployment, 10, 100, 20).await;
+        drop(deployment);
+        let _ = std::fs::remove_dir_all(dir);
+        rows.push((name, full, paced));
+    }
+    let mut cold = [0.0; 2];
+    for (slot, on_redis) in cold.iter_mut().zip([false, true]) {
+        let dir = temp_dir("scale-resume");
+        *slot = cold_resume(binary, &dir, on_redis, 10_000).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    ScaleOut { rows, redis_per_frame, cold_resume_ms: (cold[0], cold[1]) }
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -377,9 +539,12 @@ async fn main() {
         (10, 100, paced_words / 4, 20),
     ] {
         let dir = temp_dir("delivery");
-        cases.push(delivery(&binary, &dir, sessions, subscribers, words, delta_ms).await);
+        let deployment = Deployment::sqlite(&binary, &dir, &strs(&demo_args(words, delta_ms)));
+        cases.push(delivery(&deployment, sessions, subscribers, delta_ms).await);
+        drop(deployment);
         let _ = std::fs::remove_dir_all(dir);
     }
+    let scale_out = scale_out(&binary, words, paced_words).await;
     let dir = temp_dir("idle");
     let (rss_before, rss_after, bytes_per_idle) = idle_memory(&binary, &dir, idle).await;
     let _ = std::fs::remove_dir_all(dir);
@@ -444,8 +609,44 @@ async fn main() {
         "SSE delivery, 10 sessions x 10 readers at full speed: {sse_frames} frames, {sse_rate:.0} frames/s ({:.2}x the WebSocket's {websocket_rate:.0})",
         sse_rate / websocket_rate
     );
+    println!("scale-out, side by side (Redis: AOF, fsync every second; subscribers spread over the nodes)");
+    println!(
+        "{:>16} {:>22} {:>24} {:>10} {:>10}",
+        "deployment", "full speed frames/s", "paced 20 ms frames/s", "p50 ms", "p99 ms"
+    );
+    let mut json_scale = Vec::new();
+    for (name, full, paced) in &scale_out.rows {
+        let (full_rate, paced_rate) = (full.frames as f64 / full.seconds, paced.frames as f64 / paced.seconds);
+        let (p50, p99) = (percentile(&paced.latency_ms, 0.5), percentile(&paced.latency_ms, 0.99));
+        println!("{name:>16} {full_rate:>22.0} {paced_rate:>24.0} {p50:>10.2} {p99:>10.2}");
+        json_scale.push(json!({
+            "deployment": name,
+            "full_speed_frames_per_second": full_rate,
+            "paced_frames_per_second": paced_rate,
+            "paced_latency_p50_ms": p50,
+            "paced_latency_p99_ms": p99,
+        }));
+    }
+    if let [(_, sqlite, _), (_, redis, _)] = &scale_out.rows[..] {
+        let ratio = (redis.frames as f64 / redis.seconds) / (sqlite.frames as f64 / sqlite.seconds);
+        println!("full-speed delivery, Redis with 2 nodes / SQLite with 1: {ratio:.2}x");
+    }
+    let (commands, bytes_in, bytes_out) = scale_out.redis_per_frame;
+    println!(
+        "Redis per frame committed (full speed, 2 nodes): {commands:.2} commands, {bytes_in:.0} bytes in, {bytes_out:.0} bytes out"
+    );
+    let (cold_sqlite, cold_redis) = scale_out.cold_resume_ms;
+    println!(
+        "resume of a 10,000-frame gap on a node that has not loaded the session (median of 5): {cold_sqlite:.1} ms on SQLite, {cold_redis:.1} ms on Redis"
+    );
     let report = json!({
         "benchmark": "stream-server load",
+        "scale_out": json_scale,
+        "redis_commands_per_frame": commands,
+        "redis_bytes_in_per_frame": bytes_in,
+        "redis_bytes_out_per_frame": bytes_out,
+        "resume_10000_gap_cold_sqlite_ms": cold_sqlite,
+        "resume_10000_gap_cold_redis_ms": cold_redis,
         "reply_words": words,
         "delivery": json_cases,
         "idle_connections": idle,

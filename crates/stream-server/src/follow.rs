@@ -72,6 +72,7 @@ pub async fn follow_loop(state: Arc<AppState>) {
 async fn apply(state: &AppState, event: ClusterEvent) {
     match event {
         ClusterEvent::Running { session_id, run, head } => state.hub.running_changed(&session_id, run, head),
+        ClusterEvent::Compacted { session_id } => state.hub.supersede(&session_id).await,
         ClusterEvent::Deleted { session_id } => state.hub.forget(&session_id).await,
         ClusterEvent::Abort { session_id, run_id } => crate::runs::abort_driven(state, &session_id, &run_id).await,
     }

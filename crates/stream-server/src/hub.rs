@@ -18,6 +18,13 @@
 //!   out of memory, under the same lock.
 //! - A deleted session refuses its producer and new subscribers: whoever
 //!   looked it up before the delete looks again.
+//! - With a shared log (several nodes on Redis), publishing goes by seq:
+//!   frames already published are skipped and a gap before a batch is read
+//!   from the log first, so this node's subscribers see each seq once, in
+//!   order, whichever node committed it. A sequencer behind the log catches
+//!   up on it before it sequences, and a batch refused because another node
+//!   moved the head first is sequenced again. A copy of a session that
+//!   another node created or compacted in another epoch is let go.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +53,10 @@ const CONFLICT_RETRIES: usize = 8;
 /// the head, or created the session): the same request may be made again,
 /// after its checks.
 pub fn is_head_conflict(error: &AppError) -> bool {
-    matches!(error, AppError::Storage(StoreError::NotAtHead(_) | StoreError::SessionExists(_)))
+    matches!(
+        error,
+        AppError::Storage(StoreError::NotAtHead(_) | StoreError::SessionExists(_) | StoreError::EpochMoved(_))
+    )
 }
 
 /// Milliseconds since the Unix epoch.
@@ -327,7 +337,8 @@ impl Session {
         let mut conflicts = 0;
         loop {
             match self.try_append(hub, producer, bodies.clone(), extra.clone()).await {
-                Err(error) if is_head_conflict(&error) && conflicts < CONFLICT_RETRIES => conflicts += 1,
+                // (A session superseded meanwhile is the caller's to look up again.)
+                Err(AppError::Storage(StoreError::NotAtHead(_))) if conflicts < CONFLICT_RETRIES => conflicts += 1,
                 result => return result,
             }
         }
@@ -386,6 +397,7 @@ impl Session {
         if !frames.is_empty() {
             ops.push(WriteOp::Append {
                 session_id: self.id.clone(),
+                epoch: self.epoch.clone(),
                 frames: frames.clone(),
                 name: producer.sequencer.state().name().map(str::to_owned),
                 open_run: producer.sequencer.running().map(|run| run.run_id.clone()),
@@ -402,9 +414,10 @@ impl Session {
             ops.extend(hub.announce(event));
         }
         if let Err(error) = hub.store.write(ops).await {
-            if matches!(error, StoreError::SessionExists(_)) {
-                // Another node created it first, in another epoch: this copy
-                // is let go, and whoever holds it looks the session up again.
+            if matches!(error, StoreError::SessionExists(_) | StoreError::EpochMoved(_)) {
+                // Another node created it first, or compacted it, in another
+                // epoch: this copy is let go, and whoever holds it looks the
+                // session up again.
                 producer.deleted = true;
                 self.superseded.store(true, Ordering::Release);
             } else {
@@ -837,6 +850,21 @@ impl Hub {
         Ok(true)
     }
 
+    /// A session another node compacted into a new epoch: this node's copy
+    /// is let go; its subscribers catch up from their cursors (a snapshot of
+    /// the new epoch), and the next lookup loads it from the log.
+    pub async fn supersede(&self, id: &str) {
+        let mut sessions = self.sessions.lock().await;
+        let Some(session) = sessions.remove(id) else { return };
+        session.superseded.store(true, Ordering::Release);
+        session.producer.lock().await.deleted = true;
+        let mut fanout = lock(&session.fanout);
+        for subscriber in fanout.subscribers.drain(..) {
+            subscriber.evict(id);
+            self.metrics.subscriptions.dec();
+        }
+    }
+
     /// A session another node deleted: this node lets go of it too.
     pub async fn forget(&self, id: &str) {
         let mut sessions = self.sessions.lock().await;
@@ -985,15 +1013,10 @@ impl Hub {
         let mut snapshot = sequencer.snapshot();
         snapshot.epoch = Some(epoch.clone());
         let snapshot = serde_json::to_string(&snapshot).expect("snapshots always encode");
-        self.store
-            .write(vec![WriteOp::Compact { session_id: id.to_owned(), epoch, seq: sequencer.head(), snapshot }])
-            .await?;
+        let mut writes = vec![WriteOp::Compact { session_id: id.to_owned(), epoch, seq: sequencer.head(), snapshot }];
+        writes.extend(self.announce(ClusterEvent::Compacted { session_id: id.to_owned() }));
+        self.store.write(writes).await?;
         Ok(true)
-    }
-
-    /// Sessions in memory.
-    pub async fn live_sessions(&self) -> Vec<Arc<Session>> {
-        self.sessions.lock().await.values().cloned().collect()
     }
 
     /// The session, if it is in memory (never loaded from the log).

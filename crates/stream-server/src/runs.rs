@@ -427,18 +427,31 @@ async fn append_items(
             .await
             .map_err(|error| Ending::after_failed_write(&error));
     }
-    // Redis restarting is a pause, not the end of the run.
+    // Redis restarting is a pause, not the end of the run; watchers of the
+    // running list are told meanwhile.
     let mut pauses = REDIS_RETRIES.iter();
+    let mut waited = false;
     loop {
         match session.append(&app.hub, &mut producer, bodies.clone(), extra.clone()).await {
             Err(AppError::Storage(StoreError::Redis(error))) if let Some(pause) = pauses.next() => {
                 tracing::warn!(%error, "could not store a run's frames; trying again");
+                if !std::mem::replace(&mut waited, true) {
+                    app.hub.running_notice(session.id(), Some(STORAGE_WAIT.to_owned()));
+                }
                 tokio::time::sleep(*pause).await;
             }
-            result => return result.map_err(|error| Ending::after_failed_write(&error)),
+            result => {
+                if waited {
+                    app.hub.running_notice(session.id(), None);
+                }
+                return result.map_err(|error| Ending::after_failed_write(&error));
+            }
         }
     }
 }
+
+/// The running list's notice on a run whose batches wait for Redis.
+const STORAGE_WAIT: &str = "the log (Redis) cannot be reached; waiting for it";
 
 /// Pauses between the attempts to store a batch of a run while Redis cannot be reached.
 const REDIS_RETRIES: [Duration; 4] =

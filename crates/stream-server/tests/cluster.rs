@@ -251,3 +251,28 @@ async fn a_redis_restart_mid_stream_loses_no_acknowledged_frame() {
     assert_eq!(status, 202, "{body}");
     far.until_finished(2).await;
 }
+
+#[tokio::test]
+async fn a_session_compacted_by_one_node_moves_to_its_new_epoch_on_another() {
+    let args = ["--demo-reply-words", "20", "--retain-frames", "10", "--retention-ms", "0", "--maintenance-ms", "50"];
+    let Some(cluster) = Cluster::start(2, &args) else { return };
+    let mut watching = Client::connect(cluster.nodes[1].addr, "kept").await;
+    let (status, body) = send(&cluster.url(0), "kept", "c1", "first").await;
+    assert_eq!(status, 202, "{body}");
+    watching.until_finished(1).await;
+    let before = watching.engine.cursor().clone();
+    // Node 0 lets the idle session go and compacts it; node 1, which holds
+    // it for its subscriber, hands the subscriber the new epoch.
+    while watching.engine.cursor().epoch == before.epoch {
+        watching.pump().await.expect("socket open");
+    }
+    assert_eq!(watching.resubscribes, 1);
+    let (status, body) = send(&cluster.url(1), "kept", "c2", "second").await;
+    assert_eq!(status, 202, "{body}");
+    watching.until_finished(2).await;
+    for node in 0..2 {
+        let snapshot = snapshot(&cluster.url(node), "kept").await;
+        assert_ne!(snapshot.epoch, before.epoch);
+        assert_eq!((watching.engine.state_hash(), watching.engine.cursor().seq), (snapshot.state_hash, snapshot.seq));
+    }
+}

@@ -46,6 +46,10 @@ pub enum StoreError {
     /// not follow the session's head.
     #[error(transparent)]
     NotAtHead(#[from] NotAtHead),
+    /// Frames of an epoch the session has left (another node compacted it):
+    /// the request stored nothing.
+    #[error("session {0} has moved to another epoch")]
+    EpochMoved(String),
     /// A session created again: the request stored nothing.
     #[error("session {0} exists already")]
     SessionExists(String),
@@ -141,6 +145,8 @@ pub enum WriteOp {
     Append {
         /// The session.
         session_id: String,
+        /// The epoch the frames carry: refused unless it is the session's.
+        epoch: String,
         /// `(seq, JSON text)`, contiguous.
         frames: Vec<(u64, Arc<str>)>,
         /// The name after them.
@@ -231,6 +237,11 @@ pub enum ClusterEvent {
         run: Option<RunInfo>,
         /// Its head.
         head: u64,
+    },
+    /// The session was compacted into a new epoch.
+    Compacted {
+        /// The session.
+        session_id: String,
     },
     /// The session was deleted.
     Deleted {

@@ -114,7 +114,8 @@ impl RedisLog {
                 (Some("NOTATHEAD"), Some(detail)) => refusal(detail).map_or_else(|| error.into(), Into::into),
                 (Some("EXISTS"), Some(session)) => StoreError::SessionExists(session.to_owned()),
                 (Some("LEASED"), Some(session)) => StoreError::Leased(session.to_owned()),
-                (Some("NOSESSION" | "BADOP"), detail) => StoreError::Commit(detail.unwrap_or("").into()),
+                (Some("EPOCHMOVED"), Some(session)) => StoreError::EpochMoved(session.to_owned()),
+                (Some("BADOP"), detail) => StoreError::Commit(detail.unwrap_or("").into()),
                 _ => error.into(),
             }),
         }
@@ -285,6 +286,7 @@ fn cluster_event(fields: Vec<String>) -> Option<(String, ClusterEvent)> {
             run: if data.is_empty() { None } else { Some(serde_json::from_str(&data).ok()?) },
             head: fields.get("head")?.parse().ok()?,
         },
+        "compacted" => ClusterEvent::Compacted { session_id },
         "deleted" => ClusterEvent::Deleted { session_id },
         "abort" => ClusterEvent::Abort { session_id, run_id: data },
         _ => return None,
@@ -311,11 +313,11 @@ fn encode(op: &WriteOp, push: &mut impl FnMut(&str)) {
                 push(field);
             }
         }
-        WriteOp::Append { session_id, frames, name, open_run, cost_usd, started_run, now } => {
+        WriteOp::Append { session_id, epoch, frames, name, open_run, cost_usd, started_run, now } => {
             if frames.is_empty() {
                 return;
             }
-            for field in ["append", session_id, &frames.len().to_string()] {
+            for field in ["append", session_id, epoch, &frames.len().to_string()] {
                 push(field);
             }
             for (seq, body) in frames {
@@ -365,6 +367,7 @@ fn encode(op: &WriteOp, push: &mut impl FnMut(&str)) {
                     let run = run.as_ref().map(|run| serde_json::to_string(run).unwrap_or_default());
                     (session_id, "running", run.unwrap_or_default(), *head)
                 }
+                ClusterEvent::Compacted { session_id } => (session_id, "compacted", String::new(), 0),
                 ClusterEvent::Deleted { session_id } => (session_id, "deleted", String::new(), 0),
                 ClusterEvent::Abort { session_id, run_id } => (session_id, "abort", run_id.clone(), 0),
             };

@@ -391,11 +391,11 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
                     return Err(ApplyError::SessionExists(id.clone()));
                 }
             }
-            WriteOp::Append { session_id, frames, name, open_run, cost_usd, started_run, now } => {
+            WriteOp::Append { session_id, epoch, frames, name, open_run, cost_usd, started_run, now } => {
                 let (Some((first, _)), Some((head, _))) = (frames.first(), frames.last()) else { continue };
                 let moved = transaction.execute(
                     "UPDATE sessions SET head = ?2, name = ?3, open_run = ?4, updated_at = ?5,
-                     cost_usd = CASE WHEN ?7 THEN ?6 ELSE cost_usd END WHERE id = ?1 AND head = ?8",
+                     cost_usd = CASE WHEN ?7 THEN ?6 ELSE cost_usd END WHERE id = ?1 AND head = ?8 AND epoch = ?9",
                     params![
                         session_id,
                         *head as i64,
@@ -405,10 +405,11 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
                         cost_usd.flatten(),
                         cost_usd.is_some(),
                         (*first - 1) as i64,
+                        epoch,
                     ],
                 )?;
                 if moved == 0 {
-                    return Err(NotAtHead { session: session_id.clone(), first: *first }.into());
+                    return Err(refusal(transaction, session_id, epoch, *first)?);
                 }
                 let mut insert =
                     transaction.prepare_cached("INSERT INTO frames (session_id, seq, body) VALUES (?1, ?2, ?3)")?;
@@ -442,12 +443,13 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
                 )?;
             }
             WriteOp::Compact { session_id, epoch, seq, snapshot } => {
+                // Only at the head: frames after it would keep the old epoch.
                 let moved = transaction.execute(
-                    "UPDATE sessions SET epoch = ?2, base_seq = ?3 WHERE id = ?1",
+                    "UPDATE sessions SET epoch = ?2, base_seq = ?3 WHERE id = ?1 AND head = ?3",
                     params![session_id, epoch, *seq as i64],
                 )?;
                 if moved == 0 {
-                    return Err(ApplyError::NoSession(session_id.clone()));
+                    return Err(ApplyError::NotAtHead(NotAtHead { session: session_id.clone(), first: seq + 1 }));
                 }
                 transaction.execute(
                     "INSERT OR REPLACE INTO bases (session_id, seq, snapshot) VALUES (?1, ?2, ?3)",
@@ -477,6 +479,17 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
     Ok(())
 }
 
+/// Why an append changed no session row: the session is gone or its head
+/// moved (frames that do not follow it), or it is in another epoch.
+fn refusal(transaction: &Connection, session_id: &str, epoch: &str, first: u64) -> rusqlite::Result<ApplyError> {
+    let current: Option<String> =
+        transaction.query_row("SELECT epoch FROM sessions WHERE id = ?1", [session_id], |row| row.get(0)).optional()?;
+    Ok(match current {
+        Some(current) if current != epoch => ApplyError::EpochMoved(session_id.to_owned()),
+        _ => ApplyError::NotAtHead(NotAtHead { session: session_id.to_owned(), first }),
+    })
+}
+
 /// Why one request of a batch was not committed.
 #[derive(Debug, thiserror::Error)]
 enum ApplyError {
@@ -484,8 +497,8 @@ enum ApplyError {
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     NotAtHead(#[from] NotAtHead),
-    #[error("no session {0}")]
-    NoSession(String),
+    #[error("session {0} has moved to another epoch")]
+    EpochMoved(String),
     #[error("session {0} exists already")]
     SessionExists(String),
 }
@@ -493,7 +506,8 @@ enum ApplyError {
 impl From<ApplyError> for StoreError {
     fn from(error: ApplyError) -> Self {
         match error {
-            ApplyError::Sqlite(_) | ApplyError::NoSession(_) => Self::Commit(error.to_string()),
+            ApplyError::Sqlite(_) => Self::Commit(error.to_string()),
+            ApplyError::EpochMoved(session) => Self::EpochMoved(session),
             ApplyError::NotAtHead(refusal) => Self::NotAtHead(refusal),
             ApplyError::SessionExists(session) => Self::SessionExists(session),
         }

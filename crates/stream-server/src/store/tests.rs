@@ -61,9 +61,15 @@ fn create(id: &str, epoch: &str, now: u64) -> WriteOp {
     WriteOp::CreateSession { id: id.into(), epoch: epoch.into(), provider: None, now }
 }
 
+/// Frames in epoch `e`, the epoch the tests create sessions in.
 fn append(id: &str, seqs: std::ops::RangeInclusive<u64>, now: u64) -> WriteOp {
+    append_in("e", id, seqs, now)
+}
+
+fn append_in(epoch: &str, id: &str, seqs: std::ops::RangeInclusive<u64>, now: u64) -> WriteOp {
     WriteOp::Append {
         session_id: id.into(),
+        epoch: epoch.into(),
         frames: seqs.map(|seq| (seq, Arc::from(format!("{{\"seq\":{seq}}}")))).collect(),
         name: None,
         open_run: None,
@@ -108,11 +114,12 @@ async fn appends_read_back_in_pages_and_survive_reopen() {
     for log in TestLog::both("pages") {
         {
             let store = log.open().await;
-            store.write(vec![create("s", "e1", 1)]).await.unwrap();
+            store.write(vec![create("s", "e", 1)]).await.unwrap();
             let WriteOp::Append { frames, .. } = append("s", 1..=5, 2) else { unreachable!() };
             store
                 .write(vec![WriteOp::Append {
                     session_id: "s".into(),
+                    epoch: "e".into(),
                     frames,
                     name: Some("chat".into()),
                     open_run: Some("r1".into()),
@@ -126,7 +133,7 @@ async fn appends_read_back_in_pages_and_survive_reopen() {
         let store = log.open().await;
         let row = store.session("s").await.unwrap().unwrap();
         let summary = (row.epoch.as_str(), row.head, row.open_run.as_deref(), row.name.as_deref(), row.cost_usd);
-        assert_eq!(summary, ("e1", 5, Some("r1"), Some("chat"), Some(0.125)), "{}", log.name());
+        assert_eq!(summary, ("e", 5, Some("r1"), Some("chat"), Some(0.125)), "{}", log.name());
         let page = store.frames_after("s", 1, 2).await.unwrap();
         assert_eq!(
             page.iter().map(|(seq, body)| (*seq, body.to_string())).collect::<Vec<_>>(),
@@ -144,7 +151,7 @@ async fn appends_read_back_in_pages_and_survive_reopen() {
 async fn a_failed_write_commits_nothing_of_itself_and_spares_the_others() {
     for log in TestLog::both("atomic") {
         let store = log.open().await;
-        store.write(vec![create("s", "e1", 1)]).await.unwrap();
+        store.write(vec![create("s", "e", 1)]).await.unwrap();
         // The second create of the same id is refused, and the append before it with it.
         let result = store.write(vec![append("s", 1..=1, 2), create("s", "e2", 2)]).await;
         assert!(matches!(&result, Err(StoreError::SessionExists(id)) if id == "s"), "{}: {result:?}", log.name());
@@ -180,7 +187,7 @@ async fn frames_that_do_not_follow_the_head_are_refused_whole() {
 }
 
 #[tokio::test]
-async fn compaction_keeps_the_frames_after_the_base_and_forgets_earlier_runs() {
+async fn compaction_at_the_head_moves_the_epoch_and_forgets_earlier_runs() {
     for log in TestLog::both("compact") {
         let store = log.open().await;
         let mut first_run = append("s", 1..=4, 1);
@@ -188,12 +195,13 @@ async fn compaction_keeps_the_frames_after_the_base_and_forgets_earlier_runs() {
             *started_run = Some(("r1".into(), 2));
         }
         store
-            .write(vec![create("s", "e1", 1), first_run, create("busy", "e1", 1), append("busy", 1..=9, 1)])
+            .write(vec![create("s", "e", 1), first_run, create("busy", "e", 1), append("busy", 1..=9, 1)])
             .await
             .unwrap();
         let WriteOp::Append { frames, .. } = append("busy", 10..=10, 1) else { unreachable!() };
         let open = WriteOp::Append {
             session_id: "busy".into(),
+            epoch: "e".into(),
             frames,
             name: None,
             open_run: Some("r9".into()),
@@ -206,12 +214,18 @@ async fn compaction_keeps_the_frames_after_the_base_and_forgets_earlier_runs() {
         assert_eq!(store.compaction_candidates(Some(2), None, 10).await.unwrap(), ["s"], "{}", log.name());
         assert_eq!(store.compaction_candidates(None, Some(2), 10).await.unwrap(), ["s"], "{}", log.name());
         assert!(store.compaction_candidates(Some(4), None, 10).await.unwrap().is_empty(), "{}", log.name());
-        let compact = WriteOp::Compact { session_id: "s".into(), epoch: "e2".into(), seq: 3, snapshot: "{}".into() };
-        store.write(vec![compact, append("s", 5..=5, 2)]).await.unwrap();
-        assert_eq!(seqs(&store, "s").await, [4, 5], "{}", log.name());
-        assert_eq!(store.base("s").await.unwrap(), Some((3, "{}".to_string())), "{}", log.name());
+        let compact = WriteOp::Compact { session_id: "s".into(), epoch: "e2".into(), seq: 4, snapshot: "{}".into() };
+        // Frames of the old epoch are refused from now on.
+        store.write(vec![compact.clone(), append_in("e2", "s", 5..=5, 2)]).await.unwrap();
+        let stale = store.write(vec![append("s", 6..=6, 2)]).await;
+        assert!(matches!(&stale, Err(StoreError::EpochMoved(id)) if id == "s"), "{}: {stale:?}", log.name());
+        // A compaction is only at the head.
+        let behind = store.write(vec![compact]).await;
+        assert!(matches!(behind, Err(StoreError::NotAtHead(_))), "{}: {behind:?}", log.name());
+        assert_eq!(seqs(&store, "s").await, [5], "{}", log.name());
+        assert_eq!(store.base("s").await.unwrap(), Some((4, "{}".to_string())), "{}", log.name());
         let row = store.session("s").await.unwrap().unwrap();
-        assert_eq!((row.epoch.as_str(), row.base_seq, row.head), ("e2", 3, 5), "{}", log.name());
+        assert_eq!((row.epoch.as_str(), row.base_seq, row.head), ("e2", 4, 5), "{}", log.name());
         assert_eq!(store.run_start_seq("s", "r1").await.unwrap(), None, "{}", log.name());
         assert!(store.compaction_candidates(Some(2), None, 10).await.unwrap().is_empty(), "{}", log.name());
     }
@@ -244,7 +258,7 @@ async fn send_answers_and_continuations_are_kept_and_deleted_with_the_session() 
         assert!(store.session("s").await.unwrap().is_none(), "{}", log.name());
         assert!(store.sessions().await.unwrap().is_empty(), "{}", log.name());
         // Made again, it starts from nothing.
-        store.write(vec![create("s", "e2", 2), append("s", 1..=1, 2)]).await.unwrap();
+        store.write(vec![create("s", "e", 2), append("s", 1..=1, 2)]).await.unwrap();
         assert_eq!(seqs(&store, "s").await, [1], "{}", log.name());
     }
 }
@@ -306,7 +320,7 @@ async fn an_expired_lease_orphans_its_run() {
 #[derive(Debug, Clone)]
 enum Step {
     Create(u8),
-    Append(u8, u64, u64),
+    Append(u8, u64, u64, bool),
     Compact(u8),
     Delete(u8),
     Rename(u8, bool),
@@ -315,36 +329,39 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         (0..3u8).prop_map(Step::Create),
-        (0..3u8, 0..6u64, 1..4u64).prop_map(|(id, first, count)| Step::Append(id, first, count)),
+        (0..3u8, 0..6u64, 1..4u64, proptest::bool::weighted(0.2))
+            .prop_map(|(id, first, count, stale)| Step::Append(id, first, count, stale)),
         (0..3u8).prop_map(Step::Compact),
         (0..3u8).prop_map(Step::Delete),
         (0..3u8, any::<bool>()).prop_map(|(id, named)| Step::Rename(id, named)),
     ]
 }
 
-/// A request for `step`: against `heads` (the log's, as a reader sees it), so
-/// appends both follow and miss the head.
-fn request(step: &Step, now: u64, heads: &std::collections::HashMap<String, u64>) -> Vec<WriteOp> {
+/// A request for `step`: against `rows` (the log's heads and epochs, as a
+/// reader sees them), so appends both follow and miss the head, and now and
+/// then carry an epoch the session has left.
+fn request(step: &Step, now: u64, rows: &std::collections::HashMap<String, (u64, String)>) -> Vec<WriteOp> {
     let id = |n: &u8| format!("s{n}");
     match step {
         Step::Create(n) => vec![create(&id(n), "e", now)],
-        Step::Append(n, first, count) => {
-            let head = heads.get(&id(n)).copied().unwrap_or(0);
+        Step::Append(n, first, count, stale) => {
+            let (head, epoch) = head_and_epoch(rows, &id(n));
             // `first` 0 or 1 (most often) follows the head; the rest miss it.
             let start = if *first <= 1 { head + 1 } else { head + *first };
-            vec![append(&id(n), start..=start + count - 1, now)]
+            vec![append_in(if *stale { "e" } else { &epoch }, &id(n), start..=start + count - 1, now)]
         }
         Step::Compact(n) => {
-            let seq = heads.get(&id(n)).copied().unwrap_or(0);
+            let (seq, _) = head_and_epoch(rows, &id(n));
             vec![WriteOp::Compact { session_id: id(n), epoch: format!("e{now}"), seq, snapshot: format!("{now}") }]
         }
         Step::Delete(n) => vec![WriteOp::DeleteSession { id: id(n) }],
         Step::Rename(n, named) => {
-            let head = heads.get(&id(n)).copied().unwrap_or(0);
+            let (head, epoch) = head_and_epoch(rows, &id(n));
             let WriteOp::Append { frames, .. } = append(&id(n), head + 1..=head + 1, now) else { unreachable!() };
             let name = named.then(|| format!("name {now}"));
             vec![WriteOp::Append {
                 session_id: id(n),
+                epoch,
                 frames,
                 name,
                 open_run: None,
@@ -354,6 +371,11 @@ fn request(step: &Step, now: u64, heads: &std::collections::HashMap<String, u64>
             }]
         }
     }
+}
+
+/// A session's head and epoch in `rows`; 0 and `e` when it does not exist.
+fn head_and_epoch(rows: &std::collections::HashMap<String, (u64, String)>, id: &str) -> (u64, String) {
+    rows.get(id).cloned().unwrap_or_else(|| (0, "e".to_owned()))
 }
 
 /// What a reader sees of the whole log.
@@ -385,8 +407,9 @@ proptest! {
             }
             let stores = [logs[0].open().await, logs[1].open().await];
             for (now, step) in steps.iter().enumerate() {
-                let heads = stores[0].sessions().await.unwrap().into_iter().map(|row| (row.id, row.head)).collect();
-                let ops = request(step, now as u64 + 1, &heads);
+                let rows =
+                    stores[0].sessions().await.unwrap().into_iter().map(|row| (row.id, (row.head, row.epoch))).collect();
+                let ops = request(step, now as u64 + 1, &rows);
                 let sqlite = stores[0].write(ops.clone()).await;
                 let redis = stores[1].write(ops).await;
                 assert_eq!(sqlite.is_ok(), redis.is_ok(), "{step:?}: {sqlite:?} vs {redis:?}");

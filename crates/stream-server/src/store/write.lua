@@ -21,6 +21,15 @@ local function head(id)
   return heads[id]
 end
 
+-- A session's epoch as the checked ops leave it.
+local epochs = {}
+local function epoch_of(id)
+  if epochs[id] == nil then
+    epochs[id] = redis.call('HGET', key(id, 'meta'), 'epoch')
+  end
+  return epochs[id]
+end
+
 -- A session's run lease holder as the checked ops leave it; false: nobody.
 local leases = {}
 local function lease(id)
@@ -48,6 +57,7 @@ while i <= #ARGV do
       return redis.error_reply('EXISTS ' .. id)
     end
     heads[id] = 0
+    epochs[id] = epoch
     writes[#writes + 1] = function()
       local meta = key(id, 'meta')
       redis.call('HSET', meta, 'id', id, 'epoch', epoch, 'created_at', now, 'updated_at', now, 'head', 0, 'base_seq', 0)
@@ -55,12 +65,15 @@ while i <= #ARGV do
       redis.call('ZADD', 'as:sessions', now, id)
     end
   elseif op == 'append' then
-    local count, at = tonumber(ARGV[i + 2]), i + 3
+    local epoch, count, at = ARGV[i + 2], tonumber(ARGV[i + 3]), i + 4
     local after = at + 2 * count
     local name, open_run, cost_mode, cost = ARGV[after], ARGV[after + 1], ARGV[after + 2], ARGV[after + 3]
     local started_run, started_seq, now = ARGV[after + 4], ARGV[after + 5], ARGV[after + 6]
     i = after + 7
     local first, last = tonumber(ARGV[at]), ARGV[at + 2 * (count - 1)]
+    if head(id) and epoch_of(id) ~= epoch then
+      return redis.error_reply('EPOCHMOVED ' .. id)
+    end
     if head(id) ~= first - 1 then
       return redis.error_reply('NOTATHEAD ' .. id .. ' ' .. ARGV[at])
     end
@@ -101,9 +114,11 @@ while i <= #ARGV do
   elseif op == 'compact' then
     local epoch, seq, snapshot = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     i = i + 5
-    if not head(id) then
-      return redis.error_reply('NOSESSION no session ' .. id)
+    -- Only at the head: frames after it would keep the old epoch.
+    if head(id) ~= tonumber(seq) then
+      return redis.error_reply('NOTATHEAD ' .. id .. ' ' .. (tonumber(seq) + 1))
     end
+    epochs[id] = epoch
     writes[#writes + 1] = function()
       redis.call('HSET', key(id, 'base'), 'seq', seq, 'snapshot', snapshot)
       redis.call('XTRIM', key(id, 'log'), 'MINID', (tonumber(seq) + 1) .. '-0')
@@ -145,6 +160,7 @@ while i <= #ARGV do
   elseif op == 'delete' then
     i = i + 2
     heads[id] = false
+    epochs[id] = false
     leases[id] = false
     writes[#writes + 1] = function()
       redis.call('DEL', key(id, 'meta'), key(id, 'log'), key(id, 'sends'), key(id, 'continuations'),
