@@ -70,19 +70,30 @@ impl Deployment {
         }
     }
 
-    /// Redis's command calls and network bytes (in, out) so far.
-    fn redis_counts(&self) -> Option<(u64, u64, u64)> {
+    /// Redis's counts so far.
+    fn redis_counts(&self) -> Option<RedisCounts> {
         let redis = self.redis.as_ref()?;
         let commands = redis.info("commandstats").ok()?;
-        let calls = commands
+        // `cmdstat_<name>:calls=<n>,...`, the commands run inside scripts included.
+        let calls: Vec<(&str, u64)> = commands
             .lines()
-            .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
-            .sum();
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                Some((name, rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?))
+            })
+            .collect();
+        let calls_of = |name: &str| calls.iter().filter(|(command, _)| *command == name).map(|(_, n)| n).sum::<u64>();
         let stats = redis.info("stats").ok()?;
         let stat = |name: &str| {
             stats.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
         };
-        Some((calls, stat("total_net_input_bytes")?, stat("total_net_output_bytes")?))
+        Some(RedisCounts {
+            commands: calls.iter().map(|(_, n)| n).sum(),
+            scripts: calls_of("evalsha") + calls_of("eval"),
+            follower_reads: calls_of("xread"),
+            bytes_in: stat("total_net_input_bytes")?,
+            bytes_out: stat("total_net_output_bytes")?,
+        })
     }
 
     /// Frames committed by every node.
@@ -97,6 +108,31 @@ impl Deployment {
                 .sum::<f64>() as u64;
         }
         committed
+    }
+}
+
+/// What Redis counted: commands run (inside scripts too), write scripts,
+/// the followers' reads, and network bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct RedisCounts {
+    commands: u64,
+    scripts: u64,
+    follower_reads: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl RedisCounts {
+    /// Each count since `before`, per one of `frames`.
+    fn per_frame(&self, before: &Self, frames: f64) -> [f64; 5] {
+        let per = |to: u64, from: u64| (to - from) as f64 / frames;
+        [
+            per(self.commands, before.commands),
+            per(self.scripts, before.scripts),
+            per(self.follower_reads, before.follower_reads),
+            per(self.bytes_in, before.bytes_in),
+            per(self.bytes_out, before.bytes_out),
+        ]
     }
 }
 
@@ -455,14 +491,14 @@ async fn cold_resume(binary: &Path, dir: &Path, on_redis: bool, gap: u64) -> f64
 struct ScaleOut {
     /// Per deployment: its name, the full-speed case and the paced case.
     rows: Vec<(String, Delivery, Delivery)>,
-    /// Redis's commands, bytes in and bytes out per frame committed (full speed).
-    redis_per_frame: (f64, f64, f64),
+    /// Redis's counts per frame committed (full speed), as [`RedisCounts::per_frame`].
+    redis_per_frame: [f64; 5],
     /// The 10,000-frame resume on a node that has not loaded the session: SQLite, Redis.
     cold_resume_ms: (f64, f64),
 }
 
 async fn scale_out(binary: &Path, words: usize, paced_words: usize) -> ScaleOut {
-    let (mut rows, mut redis_per_frame) = (Vec::new(), (f64::NAN, f64::NAN, f64::NAN));
+    let (mut rows, mut redis_per_frame) = (Vec::new(), [f64::NAN; 5]);
     for on_redis in [false, true] {
         let deploy = |dir: &Path, args: Vec<String>| {
             if on_redis {
@@ -477,9 +513,7 @@ async fn scale_out(binary: &Path, words: usize, paced_words: usize) -> ScaleOut 
         let full = delivery(&deployment, 10, 10, 0).await;
         let committed = (deployment.frames_committed().await - committed_before) as f64;
         if let (Some(before), Some(after)) = (before, deployment.redis_counts()) {
-            let per_frame = |from: u64, to: u64| (to - from) as f64 / committed;
-            redis_per_frame =
-                (per_frame(before.0, after.0), per_frame(before.1, after.1), per_frame(before.2, after.2));
+            redis_per_frame = after.per_frame(&before, committed);
         }
         let name = deployment.name();
         drop(deployment);
@@ -631,9 +665,9 @@ async fn main() {
         let ratio = (redis.frames as f64 / redis.seconds) / (sqlite.frames as f64 / sqlite.seconds);
         println!("full-speed delivery, Redis with 2 nodes / SQLite with 1: {ratio:.2}x");
     }
-    let (commands, bytes_in, bytes_out) = scale_out.redis_per_frame;
+    let [commands, scripts, reads, bytes_in, bytes_out] = scale_out.redis_per_frame;
     println!(
-        "Redis per frame committed (full speed, 2 nodes): {commands:.2} commands, {bytes_in:.0} bytes in, {bytes_out:.0} bytes out"
+        "Redis per frame committed (full speed, 2 nodes): {commands:.2} commands run ({scripts:.4} write scripts, {reads:.4} follower reads), {bytes_in:.0} bytes in, {bytes_out:.0} bytes out"
     );
     let (cold_sqlite, cold_redis) = scale_out.cold_resume_ms;
     println!(
@@ -643,6 +677,8 @@ async fn main() {
         "benchmark": "stream-server load",
         "scale_out": json_scale,
         "redis_commands_per_frame": commands,
+        "redis_write_scripts_per_frame": scripts,
+        "redis_follower_reads_per_frame": reads,
         "redis_bytes_in_per_frame": bytes_in,
         "redis_bytes_out_per_frame": bytes_out,
         "resume_10000_gap_cold_sqlite_ms": cold_sqlite,

@@ -4,6 +4,9 @@
 //! for all of them, and publishes what it reads to its own subscribers in
 //! seq order, each frame once (its own frames come back too, and are
 //! skipped). A session waited for is opened when its first frames appear.
+//! A session whose run this node drives is not followed while it runs: this
+//! node writes nearly all its frames, and what another writes meanwhile is
+//! read from the log before the next batch is published.
 //! The same read brings the other nodes' events: runs that start and end
 //! (for the running map), sessions deleted, and aborts of the runs this node
 //! drives.
@@ -28,7 +31,7 @@ pub async fn follow_loop(state: Arc<AppState>) {
     let mut failing = false;
     while !state.shutdown.is_cancelled() {
         // Ids only: a session held here during the read could not leave memory.
-        let mut after = state.hub.live_heads().await;
+        let mut after = state.hub.followed_heads().await;
         let live: HashSet<String> = after.iter().map(|(id, _)| id.clone()).collect();
         after.extend(state.hub.awaited_sessions().into_iter().filter(|id| !live.contains(id)).map(|id| (id, 0)));
         let read = tokio::select! {

@@ -161,6 +161,17 @@ pub struct Session {
     /// Set when another node created the session first: the map loads it
     /// again from the log.
     superseded: std::sync::atomic::AtomicBool,
+    /// Set while a run's driver of this node writes to it.
+    driven: std::sync::atomic::AtomicBool,
+}
+
+/// Marks a session as driven by this node while it lives.
+pub struct Driving<'a>(&'a Session);
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        self.0.driven.store(false, Ordering::Release);
+    }
 }
 
 /// How a subscriber catches up on the frames after its cursor.
@@ -302,6 +313,14 @@ impl Session {
     /// Its head, and every later change of it (and its deletion).
     pub fn watch_tail(&self) -> watch::Receiver<Tail> {
         self.tail.subscribe()
+    }
+
+    /// Marks the session as driven here until the guard drops: the follower
+    /// leaves it alone meanwhile, since this node writes nearly all of its
+    /// frames (what another node writes is read before the next batch).
+    pub fn driving(&self) -> Driving<'_> {
+        self.driven.store(true, Ordering::Release);
+        Driving(self)
     }
 
     /// Takes the producer lock. Only a run's driver calls this on a session it
@@ -790,6 +809,7 @@ impl Hub {
             tail: watch::Sender::new(Tail { position: head, closed: false, gone: false }),
             base_seq,
             superseded: std::sync::atomic::AtomicBool::new(false),
+            driven: std::sync::atomic::AtomicBool::new(false),
         });
         sessions.insert(id.to_owned(), Arc::clone(&session));
         if running.is_some() {
@@ -1024,9 +1044,12 @@ impl Hub {
         self.sessions.lock().await.get(id).cloned()
     }
 
-    /// The id and head of every session in memory (holding none of them).
-    pub async fn live_heads(&self) -> Vec<(String, u64)> {
-        self.sessions.lock().await.values().map(|session| (session.id.clone(), session.head())).collect()
+    /// The id and head of every session in memory that no run of this node
+    /// drives (holding none of them).
+    pub async fn followed_heads(&self) -> Vec<(String, u64)> {
+        let sessions = self.sessions.lock().await;
+        let followed = sessions.values().filter(|session| !session.driven.load(Ordering::Acquire));
+        followed.map(|session| (session.id.clone(), session.head())).collect()
     }
 
     /// Sessions that clients wait for: subscribed to before they existed.

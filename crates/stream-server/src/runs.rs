@@ -269,6 +269,7 @@ async fn drive(
     mut provider: ProviderRun,
     abort: tokio_util::sync::CancellationToken,
 ) {
+    let _driving = session.driving();
     let stall = Duration::from_millis(app.config.provider_stall_ms.max(1));
     let timeout = Duration::from_millis(app.config.provider_timeout_ms.max(1));
     let mut translator = Translator::new(&run.run_id);

@@ -234,6 +234,11 @@ async fn a_redis_restart_mid_stream_loses_no_acknowledged_frame() {
         near.pump().await.expect("frames");
     }
     cluster.redis.kill();
+    // Meanwhile a request is refused, plainly.
+    let refused = reqwest::get(cluster.url(1) + "/v1/sessions/weathered").await.expect("get");
+    assert_eq!(refused.status(), 503);
+    let refused: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(refused["error"]["code"], "storage_unavailable", "{refused}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.redis.restart().expect("redis back");
     // What the clients saw was acknowledged, so it is in the log: their
