@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::SinkExt;
+use stream_core::RunEvent;
 use stream_core::message::Outcome;
-use stream_core::{RunEvent, SessionEngine};
 use stream_server::local_redis::LocalRedis;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -83,35 +83,12 @@ async fn resuming_on_any_node_has_no_gap_and_no_duplicate() {
     const RUNS: usize = 4;
     const CYCLES: usize = 200;
     let Some(cluster) = Cluster::start(2, &["--demo-reply-words", "400", "--demo-delta-ms", "1"]) else { return };
-    let mut rng = fastrand::Rng::with_seed(0xc105_7e12);
-    let mut engine = SessionEngine::new("roaming");
-    let (mut sent, mut finished, mut cycles) = (0, 0, 0);
-    while cycles < CYCLES || finished < RUNS {
-        if sent == finished && sent < RUNS {
-            sent += 1;
-            let node = rng.usize(0..cluster.nodes.len());
-            let (status, body) =
-                send(&cluster.url(node), "roaming", &format!("c{sent}"), &format!("prompt {sent}")).await;
-            assert_eq!(status, 202, "{body}");
-        }
-        let node = &cluster.nodes[rng.usize(0..cluster.nodes.len())];
-        let mut client = Client::resume(node.addr, engine).await;
-        for _ in 0..rng.usize(1..12) {
-            let Some(report) = client.pump().await else { break };
-            assert_eq!((report.buffered, report.duplicates), (0, 0), "cycle {cycles}");
-            if finished + client.finished.len() == sent {
-                break;
-            }
-        }
-        finished += client.finished.len();
-        engine = client.engine;
-        cycles += 1;
-    }
+    let nodes: Vec<_> = cluster.nodes.iter().map(|node| (node.addr, node.url(""))).collect();
+    let engine = resume_cycles("roaming", RUNS, CYCLES, 0xc105_7e12, &nodes).await;
     for node in 0..cluster.nodes.len() {
         let snapshot = snapshot(&cluster.url(node), "roaming").await;
         assert_eq!((engine.state_hash(), engine.cursor().seq), (snapshot.state_hash, snapshot.seq), "node {node}");
     }
-    assert_eq!(finished, RUNS);
 }
 
 #[tokio::test]

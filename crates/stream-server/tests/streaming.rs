@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use stream_core::{RunEvent, SessionEngine};
+use stream_core::RunEvent;
 
 #[tokio::test]
 async fn three_subscribers_end_with_the_state_and_hash_of_the_rest_snapshot() {
@@ -39,35 +39,10 @@ async fn random_disconnects_resume_without_gap_or_duplicate() {
     })
     .await;
     let base = server.url("");
-    let mut rng = fastrand::Rng::with_seed(0x5eed_2026);
-    let mut engine = SessionEngine::new("flaky");
-    let mut sent = 0;
-    let mut finished = 0;
-    let mut cycles = 0;
-    while cycles < CYCLES || finished < RUNS {
-        if sent == finished && sent < RUNS {
-            sent += 1;
-            let (status, body) = send(&base, "flaky", &format!("c{sent}"), &format!("prompt {sent}")).await;
-            assert_eq!(status, 202, "{body}");
-        }
-        let mut client = Client::resume(server.addr, engine).await;
-        for _ in 0..rng.usize(1..12) {
-            let Some(report) = client.pump().await else { break };
-            // Each connection delivers in order from the cursor: a held frame
-            // would be a gap, a duplicate an overlap.
-            assert_eq!((report.buffered, report.duplicates), (0, 0), "cycle {cycles}");
-            if finished + client.finished.len() == sent {
-                break;
-            }
-        }
-        finished += client.finished.len();
-        engine = client.engine;
-        cycles += 1;
-    }
+    let engine = resume_cycles("flaky", RUNS, CYCLES, 0x5eed_2026, &[(server.addr, base.clone())]).await;
     let snapshot = snapshot(&base, "flaky").await;
     assert_eq!(engine.state_hash(), snapshot.state_hash);
     assert_eq!(engine.cursor().seq, snapshot.seq);
-    assert_eq!(finished, RUNS);
     assert!(metric(&base, "stream_resumes_total{reason=\"replay_memory\"}").await >= CYCLES as f64 - 1.0);
     server.stop().await;
 }

@@ -364,7 +364,7 @@ fn commit(connection: &mut Connection, batch: &[WriteRequest]) -> rusqlite::Resu
         let savepoint = transaction.savepoint()?;
         let applied = match &request.ops {
             Ops::Sessions(ops) => apply(&savepoint, ops),
-            Ops::Stream(op) => streams::apply(&savepoint, op).map_err(ApplyError::from),
+            Ops::Stream(op) => streams::apply(&savepoint, op).map_err(StoreError::from),
         };
         match applied {
             Ok(()) => {
@@ -372,14 +372,14 @@ fn commit(connection: &mut Connection, batch: &[WriteRequest]) -> rusqlite::Resu
                 results.push(Ok(()));
             }
             // Dropping the savepoint rolls its writes back.
-            Err(error) => results.push(Err(error.into())),
+            Err(error) => results.push(Err(error)),
         }
     }
     transaction.commit()?;
     Ok(results)
 }
 
-fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
+fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
     for op in ops {
         match op {
             WriteOp::CreateSession { id, epoch, provider, now } => {
@@ -388,7 +388,7 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
                     params![id, epoch, provider, *now as i64],
                 )?;
                 if created == 0 {
-                    return Err(ApplyError::SessionExists(id.clone()));
+                    return Err(StoreError::SessionExists(id.clone()));
                 }
             }
             WriteOp::Append { session_id, epoch, frames, name, open_run, cost_usd, started_run, now } => {
@@ -449,7 +449,7 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
                     params![session_id, epoch, *seq as i64],
                 )?;
                 if moved == 0 {
-                    return Err(ApplyError::NotAtHead(NotAtHead { session: session_id.clone(), first: seq + 1 }));
+                    return Err(NotAtHead { session: session_id.clone(), first: seq + 1 }.into());
                 }
                 transaction.execute(
                     "INSERT OR REPLACE INTO bases (session_id, seq, snapshot) VALUES (?1, ?2, ?3)",
@@ -481,35 +481,11 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), ApplyError> {
 
 /// Why an append changed no session row: the session is gone or its head
 /// moved (frames that do not follow it), or it is in another epoch.
-fn refusal(transaction: &Connection, session_id: &str, epoch: &str, first: u64) -> rusqlite::Result<ApplyError> {
+fn refusal(transaction: &Connection, session_id: &str, epoch: &str, first: u64) -> rusqlite::Result<StoreError> {
     let current: Option<String> =
         transaction.query_row("SELECT epoch FROM sessions WHERE id = ?1", [session_id], |row| row.get(0)).optional()?;
     Ok(match current {
-        Some(current) if current != epoch => ApplyError::EpochMoved(session_id.to_owned()),
-        _ => ApplyError::NotAtHead(NotAtHead { session: session_id.to_owned(), first }),
+        Some(current) if current != epoch => StoreError::EpochMoved(session_id.to_owned()),
+        _ => StoreError::NotAtHead(NotAtHead { session: session_id.to_owned(), first }),
     })
-}
-
-/// Why one request of a batch was not committed.
-#[derive(Debug, thiserror::Error)]
-enum ApplyError {
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    #[error(transparent)]
-    NotAtHead(#[from] NotAtHead),
-    #[error("session {0} has moved to another epoch")]
-    EpochMoved(String),
-    #[error("session {0} exists already")]
-    SessionExists(String),
-}
-
-impl From<ApplyError> for StoreError {
-    fn from(error: ApplyError) -> Self {
-        match error {
-            ApplyError::Sqlite(_) => Self::Commit(error.to_string()),
-            ApplyError::EpochMoved(session) => Self::EpochMoved(session),
-            ApplyError::NotAtHead(refusal) => Self::NotAtHead(refusal),
-            ApplyError::SessionExists(session) => Self::SessionExists(session),
-        }
-    }
 }

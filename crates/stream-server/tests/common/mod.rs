@@ -220,6 +220,45 @@ impl Client {
     }
 }
 
+/// Drives `runs` runs in `session` (each sent when the last has finished)
+/// while its client disconnects and resumes at least `cycles` times, each
+/// time on a node (`addr`, base URL) `nodes` picks at random, from `seed`.
+/// Each connection must deliver in order from the cursor: a held frame would
+/// be a gap, a duplicate an overlap. Returns the engine at the end.
+pub async fn resume_cycles(
+    session: &str,
+    runs: usize,
+    cycles: usize,
+    seed: u64,
+    nodes: &[(SocketAddr, String)],
+) -> SessionEngine {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut engine = SessionEngine::new(session);
+    let (mut sent, mut finished, mut cycle) = (0, 0, 0);
+    while cycle < cycles || finished < runs {
+        if sent == finished && sent < runs {
+            sent += 1;
+            let (_, base) = &nodes[rng.usize(0..nodes.len())];
+            let (status, body) = send(base, session, &format!("c{sent}"), &format!("prompt {sent}")).await;
+            assert_eq!(status, 202, "{body}");
+        }
+        let (addr, _) = &nodes[rng.usize(0..nodes.len())];
+        let mut client = Client::resume(*addr, engine).await;
+        for _ in 0..rng.usize(1..12) {
+            let Some(report) = client.pump().await else { break };
+            assert_eq!((report.buffered, report.duplicates), (0, 0), "cycle {cycle}");
+            if finished + client.finished.len() == sent {
+                break;
+            }
+        }
+        finished += client.finished.len();
+        engine = client.engine;
+        cycle += 1;
+    }
+    assert_eq!(finished, runs);
+    engine
+}
+
 /// The stream-server binary, for tests that kill it.
 pub struct ServerProcess {
     pub child: std::process::Child,
