@@ -719,13 +719,14 @@ impl Hub {
             None => {}
         }
         let Some(row) = self.store.session(id).await? else { return Ok(None) };
-        let sequencer = load_sequencer(&self.store, id, &row.epoch).await?;
+        // One read of the log: the sequencer from all of it, the ring from its tail.
         let mut ring = ReplayRing::new(self.config.ring);
-        let tail_from = sequencer.head().saturating_sub(self.config.ring.max_frames as u64);
-        for (seq, text) in self.store.frames_after(id, tail_from, self.config.ring.max_frames).await? {
-            let size = text.len();
-            ring.push(seq, text, size);
-        }
+        let sequencer = restore(&self.store, id, &row.epoch, |page| {
+            for (seq, text) in page.iter().skip(page.len().saturating_sub(self.config.ring.max_frames)) {
+                ring.push(*seq, Arc::clone(text), text.len());
+            }
+        })
+        .await?;
         let epoch = row.epoch.clone();
         let session = self.insert(sessions, id, epoch, sequencer, ring, Some(row));
         Ok(Some(session))
@@ -1076,6 +1077,16 @@ fn changes_cost(body: &FrameBody) -> bool {
 /// Rebuilds a sequencer from the log: its base snapshot, if it was
 /// compacted, then the frames after it.
 pub async fn load_sequencer(store: &Store, id: &str, epoch: &str) -> Result<ChannelSequencer, StoreError> {
+    restore(store, id, epoch, |_| {}).await
+}
+
+/// [`load_sequencer`], handing each page of the log read to `page` too.
+async fn restore(
+    store: &Store,
+    id: &str,
+    epoch: &str,
+    mut each_page: impl FnMut(&[(u64, Arc<str>)]),
+) -> Result<ChannelSequencer, StoreError> {
     let base: Option<Snapshot> = match store.base(id).await? {
         Some((seq, text)) => Some(serde_json::from_str(&text).map_err(|error| StoreError::CorruptBase {
             session: id.to_owned(),
@@ -1090,6 +1101,7 @@ pub async fn load_sequencer(store: &Store, id: &str, epoch: &str) -> Result<Chan
         let page = store.frames_after(id, after, LOG_PAGE_FRAMES * 10).await?;
         let Some(&(last, _)) = page.last() else { break };
         frames.extend(sequenced(id, &page));
+        each_page(&page);
         after = last;
     }
     Ok(ChannelSequencer::restore_from(id, epoch, base, frames))
