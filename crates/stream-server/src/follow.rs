@@ -51,6 +51,12 @@ pub async fn follow_loop(state: Arc<AppState>) {
         if std::mem::take(&mut failing) {
             tracing::info!("following the shared log again");
         }
+        // Events first: frames of a session deleted and made again belong to the new one.
+        for (node, event) in events {
+            if !state.hub.is_this_node(&node) {
+                apply(&state, event).await;
+            }
+        }
         for (id, frames) in frames {
             let published = match state.hub.live_session(&id).await {
                 Some(session) => session.publish_in_order(&state.hub, &frames, None).await,
@@ -61,11 +67,6 @@ pub async fn follow_loop(state: Arc<AppState>) {
             };
             if let Err(error) = published {
                 tracing::warn!(session = %id, %error, "could not publish followed frames");
-            }
-        }
-        for (node, event) in events {
-            if !state.hub.is_this_node(&node) {
-                apply(&state, event).await;
             }
         }
     }

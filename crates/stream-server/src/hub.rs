@@ -134,6 +134,9 @@ pub struct Producer {
     /// log: the sequencer may be ahead of the log, so nothing is appended
     /// until a reload succeeds.
     stale: bool,
+    /// The first frame of a write whose answer was lost (Redis went away
+    /// meanwhile): it may have landed, which the log tells later.
+    unconfirmed: Option<(u64, Arc<str>)>,
     /// Set when the session was deleted; appends do nothing.
     deleted: bool,
 }
@@ -376,6 +379,8 @@ impl Session {
         if producer.deleted {
             return Ok(());
         }
+        // What landed of a write whose answer was lost is published first.
+        self.landed(hub, producer).await?;
         self.refresh(&hub.store, producer).await?;
         let running_before = producer.sequencer.running().cloned();
         // The session's cost is summed again only when this batch can change it.
@@ -439,6 +444,11 @@ impl Session {
                 // session up again.
                 producer.deleted = true;
                 self.superseded.store(true, Ordering::Release);
+                self.evict_subscribers(&hub.metrics);
+            } else if matches!(error, StoreError::Redis(_)) {
+                // Unsure whether it landed: the log tells once Redis is back.
+                producer.unconfirmed = frames.first().cloned();
+                producer.stale = true;
             } else {
                 // The sequencer holds the refused frames: it is restored from
                 // the log (with what another node wrote, when that was why).
@@ -460,6 +470,20 @@ impl Session {
             hub.running_changed(&self.id, running_after, self.head());
         }
         Ok(())
+    }
+
+    /// Whether the write whose answer was lost landed after all (the log holds
+    /// its first frame): then its frames are published. Either way it is no
+    /// longer in doubt, and the sequencer is restored from the log next.
+    pub async fn landed(&self, hub: &Hub, producer: &mut Producer) -> Result<bool, StoreError> {
+        let Some((seq, text)) = producer.unconfirmed.clone() else { return Ok(false) };
+        let stored = hub.store.frames_after(&self.id, seq - 1, 1).await?;
+        let landed = stored.first().is_some_and(|(at, stored)| *at == seq && **stored == *text);
+        if landed {
+            self.publish_log(hub).await?;
+        }
+        producer.unconfirmed = None;
+        Ok(landed)
     }
 
     /// With a shared log: publishes what other nodes committed that this
@@ -497,10 +521,20 @@ impl Session {
     async fn catch_up(&self, store: &Store, producer: &mut Producer) -> Result<(), StoreError> {
         loop {
             let page = store.frames_after(&self.id, producer.sequencer.head(), LOG_PAGE_FRAMES).await?;
-            if page.is_empty() {
-                return Ok(());
-            }
-            if !producer.sequencer.catch_up(sequenced(&self.id, &page)) {
+            let Some(&(last, _)) = page.last() else {
+                // The log lacks what this node published: deleted or compacted meanwhile.
+                let head = self.head();
+                return match producer.sequencer.head() < head {
+                    true => Err(StoreError::MissingFrames {
+                        session: self.id.clone(),
+                        after: producer.sequencer.head(),
+                        head,
+                    }),
+                    false => Ok(()),
+                };
+            };
+            // Frames that do not follow on, or do not parse: restored from the log instead.
+            if !producer.sequencer.catch_up(sequenced(&self.id, &page)) || producer.sequencer.head() < last {
                 producer.sequencer = load_sequencer(store, &self.id, &self.epoch).await?;
                 return Ok(());
             }
@@ -520,10 +554,11 @@ impl Session {
         while let Err(head) = self.publish(hub, frames, run_ended_at) {
             let Some(&(first, _)) = frames.iter().find(|(seq, _)| *seq > head) else { return Ok(()) };
             let missing = hub.store.frames_after(&self.id, head, (first - head - 1) as usize).await?;
-            if missing.is_empty() {
+            // The log no longer holds them (compacted meanwhile): nothing to wait for.
+            if missing.first().is_none_or(|&(seq, _)| seq != head + 1) {
                 return Err(StoreError::MissingFrames { session: self.id.clone(), after: head, head: first - 1 });
             }
-            // A gap in what the log returned is caught by the next round.
+            // Another node's frames may have been published meanwhile: the next round skips them.
             let _ = self.publish(hub, &missing, None);
         }
         Ok(())
@@ -595,7 +630,7 @@ impl Session {
         // publish; the snapshot is taken when the sequencer stands exactly at
         // what was published (the follower may publish meanwhile: then again).
         let mut producer = self.producer.lock().await;
-        loop {
+        for _ in 0..=CONFLICT_RETRIES {
             self.publish_log(hub).await?;
             self.refresh(&hub.store, &mut producer).await?;
             let mut fanout = lock(&self.fanout);
@@ -611,6 +646,8 @@ impl Session {
             self.subscribed_gauge().inc();
             return Ok(Some((producer.sequencer.head(), snapshot)));
         }
+        // Other nodes kept writing faster than this one could read.
+        Err(StoreError::MissingFrames { session: self.id.clone(), after: producer.sequencer.head(), head: self.head() })
     }
 
     /// Detaches a connection; returns whether it was attached.
@@ -623,6 +660,16 @@ impl Session {
             self.subscribed_gauge().dec();
         }
         removed
+    }
+
+    /// Drops every subscriber as a slow consumer would be dropped: each
+    /// looks the session up again and catches up from its cursor.
+    fn evict_subscribers(&self, metrics: &Metrics) {
+        let mut fanout = lock(&self.fanout);
+        for subscriber in fanout.subscribers.drain(..) {
+            subscriber.evict(&self.id);
+            metrics.subscriptions.dec();
+        }
     }
 
     fn subscribed_gauge(&self) -> &prometheus_client::metrics::gauge::Gauge {
@@ -803,6 +850,7 @@ impl Hub {
                 provider: row.and_then(|row| row.provider),
                 persisted,
                 stale: false,
+                unconfirmed: None,
                 deleted: false,
             })),
             fanout: Mutex::new(Fanout { ring, head, subscribers, last_finished_at: None, deleted: false }),
@@ -867,7 +915,8 @@ impl Hub {
         let mut writes = vec![WriteOp::DeleteSession { id: id.to_owned() }];
         writes.extend(self.announce(ClusterEvent::Deleted { session_id: id.to_owned() }));
         self.store.write(writes).await?;
-        self.let_go(&mut sessions, &session).await;
+        sessions.remove(id);
+        self.let_go(&session).await;
         Ok(true)
     }
 
@@ -875,34 +924,30 @@ impl Hub {
     /// is let go; its subscribers catch up from their cursors (a snapshot of
     /// the new epoch), and the next lookup loads it from the log.
     pub async fn supersede(&self, id: &str) {
-        let mut sessions = self.sessions.lock().await;
-        let Some(session) = sessions.remove(id) else { return };
+        // Out of the map first: the producer lock may be held a while.
+        let Some(session) = self.sessions.lock().await.remove(id) else { return };
         session.superseded.store(true, Ordering::Release);
         session.producer.lock().await.deleted = true;
-        let mut fanout = lock(&session.fanout);
-        for subscriber in fanout.subscribers.drain(..) {
-            subscriber.evict(id);
-            self.metrics.subscriptions.dec();
-        }
+        session.evict_subscribers(&self.metrics);
     }
 
     /// A session another node deleted: this node lets go of it too.
     pub async fn forget(&self, id: &str) {
-        let mut sessions = self.sessions.lock().await;
-        if let Some(session) = sessions.get(id).cloned() {
-            self.let_go(&mut sessions, &session).await;
+        // Out of the map first: the producer lock may be held a while.
+        let removed = self.sessions.lock().await.remove(id);
+        if let Some(session) = removed {
+            self.let_go(&session).await;
         }
     }
 
-    /// Aborts a deleted session's run, tells its subscribers, and drops it.
-    async fn let_go(&self, sessions: &mut HashMap<String, Arc<Session>>, session: &Arc<Session>) {
+    /// Aborts a deleted session's run and tells its subscribers.
+    async fn let_go(&self, session: &Arc<Session>) {
         let id = session.id();
         let mut producer = session.producer.lock().await;
         if let Some(run) = producer.run.take() {
             run.abort.cancel();
         }
         producer.deleted = true;
-        sessions.remove(id);
         let notice: Arc<str> = Arc::from(
             serde_json::to_string(&ControlFrame::Unsubscribed(Unsubscribed {
                 channel: id.to_owned(),

@@ -38,11 +38,14 @@ impl RunLease {
         Ok(Self { node, ttl_ms: ttl_ms.max(1), shared })
     }
 
-    /// The write that takes, keeps or lets go of the session's lease; none alone.
-    pub fn op(&self, session_id: &str, action: LeaseAction) -> Option<WriteOp> {
+    /// The write that takes, keeps or lets go of the session's lease for
+    /// run `run_id`; none alone. The lease is the run's on this node
+    /// (`<node>/<run>`), so a late writer of an ended run of this node cannot
+    /// pass for the node's next run.
+    pub fn op(&self, session_id: &str, run_id: &str, action: LeaseAction) -> Option<WriteOp> {
         self.shared.then(|| WriteOp::Lease {
             session_id: session_id.to_owned(),
-            holder: self.node.clone(),
+            holder: format!("{}/{run_id}", self.node),
             action,
             ttl_ms: self.ttl_ms,
         })

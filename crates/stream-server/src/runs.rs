@@ -111,7 +111,7 @@ async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest)
         if provider.wants_history() { history(locked.producer.sequencer.state().messages()) } else { Vec::new() };
     let continuation = app.hub.store().continuation(session_id, provider_name).await?;
     let resumed = continuation.is_some();
-    let extra = std::iter::once(record).chain(app.lease.op(session_id, LeaseAction::Take)).collect();
+    let extra = std::iter::once(record).chain(app.lease.op(session_id, &answer.run_id, LeaseAction::Take)).collect();
     match locked.try_append(&app.hub, bodies, extra).await {
         // Another node's run holds the session, though its frames are not read yet.
         Err(AppError::Storage(StoreError::Leased(_))) => return Err(run_in_progress("a run")),
@@ -150,7 +150,14 @@ pub fn known_provider<'a>(
 pub async fn abort(app: &AppState, session_id: &str) -> Result<String, AppError> {
     let locked = app.hub.lock(session_id, IfMissing::Absent).await?;
     let locked = locked.ok_or_else(|| AppError::NotFound("no such session".into()))?;
-    match (&locked.producer.run, locked.producer.sequencer.running()) {
+    let running = locked.producer.sequencer.running();
+    // The log's run is the one to abort; this node's is it unless another node drives a later one.
+    let local = locked
+        .producer
+        .run
+        .as_ref()
+        .filter(|run| !app.lease.is_shared() || running.is_none_or(|running| running.run_id == run.run_id));
+    match (local, running) {
         (Some(run), _) => {
             run.abort.cancel();
             Ok(run.run_id.clone())
@@ -168,7 +175,8 @@ pub async fn abort(app: &AppState, session_id: &str) -> Result<String, AppError>
 
 /// An abort another node was asked for, of run `run_id`, if this node drives it.
 pub async fn abort_driven(app: &AppState, session_id: &str, run_id: &str) {
-    let Ok(Some(session)) = app.hub.open(session_id).await else { return };
+    // A run driven here keeps its session in memory.
+    let Some(session) = app.hub.live_session(session_id).await else { return };
     let producer = session.producer().await;
     if let Some(run) = producer.run.as_ref().filter(|run| run.run_id == run_id) {
         run.abort.cancel();
@@ -288,7 +296,7 @@ async fn drive(
             }
             _ = app.shutdown.cancelled() => break Ending::failed(INTERRUPTED_BY_SHUTDOWN),
             _ = renew.tick(), if app.lease.is_shared() => {
-                let keep = app.lease.op(session.id(), LeaseAction::Keep).into_iter().collect();
+                let keep = app.lease.op(session.id(), &run.run_id, LeaseAction::Keep).into_iter().collect();
                 match app.hub.store().write(keep).await {
                     Err(StoreError::Leased(_)) => break Ending::fenced(),
                     // Redis unreachable: the lease may last until it is back.
@@ -303,7 +311,7 @@ async fn drive(
                 noticed = true;
                 let notice = format!("no output from the provider for {}", spoken(stall));
                 app.hub.running_notice(session.id(), Some(notice.clone()));
-                if let Err(ending) = append_items(&app, &session, &mut translator, vec![notice_item(Some(notice))], None).await {
+                if let Err(ending) = append_items(&app, &session, &run.run_id, &mut translator, vec![notice_item(Some(notice))], None).await {
                     break ending;
                 }
             }
@@ -330,7 +338,7 @@ async fn drive(
                     }
                 }
                 let stored = run.continuation_write(session.id(), &items);
-                if let Err(ending) = append_items(&app, &session, &mut translator, items, stored).await {
+                if let Err(ending) = append_items(&app, &session, &run.run_id, &mut translator, items, stored).await {
                     break ending;
                 }
                 if let Some(exit) = exit {
@@ -341,13 +349,25 @@ async fn drive(
         }
     };
     provider.cancel.cancel();
-    if ending.fenced {
-        let mut producer = session.producer().await;
-        if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
-            producer.run = None;
-        }
-        return;
+    if !ending.fenced {
+        finish(&app, &session, &run, ending, translator, committed).await;
     }
+    let mut producer = session.producer().await;
+    if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
+        producer.run = None;
+    }
+}
+
+/// Appends the run's end: its error, if any, the translator's last frames,
+/// and its one `run_finished`, letting the lease go.
+async fn finish(
+    app: &AppState,
+    session: &Session,
+    run: &RunContext,
+    ending: Ending,
+    mut translator: Translator,
+    committed: Vec<Committed>,
+) {
     let now = now_ms();
     let mut bodies = Vec::new();
     if let Some(error) = ending.error {
@@ -364,30 +384,65 @@ async fn drive(
     }));
     let mut extra: Vec<WriteOp> = run.stale_continuation(session.id(), ending.status).into_iter().collect();
     extra.extend(
-        [LeaseAction::Keep, LeaseAction::Release].into_iter().filter_map(|action| app.lease.op(session.id(), action)),
+        [LeaseAction::Keep, LeaseAction::Release]
+            .into_iter()
+            .filter_map(|action| app.lease.op(session.id(), &run.run_id, action)),
     );
-    let mut producer = session.producer().await;
-    for (attempt, pause) in FINISH_RETRIES.iter().enumerate() {
-        match session.append(&app.hub, &mut producer, bodies.clone(), extra.clone()).await {
-            Ok(()) => {
-                if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
-                    producer.run = None;
-                }
-                committed.into_iter().for_each(Committed::stored);
-                return;
-            }
-            Err(error) => {
-                tracing::error!(%error, run = %run.run_id, attempt, "could not append run_finished");
-                if matches!(error, AppError::Storage(StoreError::Leased(_))) {
-                    // Another node ended it.
-                    break;
-                }
-                tokio::time::sleep(*pause).await;
+    // Any storage failure but a lost lease (another node ended the run) is tried again.
+    let finished = append_run_frames(app, session, bodies, extra, &FINISH_RETRIES, |error| {
+        !matches!(error, StoreError::Leased(_))
+    })
+    .await;
+    match finished {
+        Ok(()) => committed.into_iter().for_each(Committed::stored),
+        // The log may still show the run open: sends get 409 rather than a
+        // run the sequencer would refuse; the next start closes it.
+        Err(error) => tracing::error!(%error, run = %run.run_id, "could not append run_finished"),
+    }
+}
+
+/// Appends a run's frames. While storage fails in a way `retry` allows and a
+/// pause is left, waits (the producer lock let go meanwhile: the session
+/// stays readable) and tries again, unless the last write landed after all
+/// (its answer lost): then it is not written twice.
+async fn append_run_frames(
+    app: &AppState,
+    session: &Session,
+    bodies: Vec<FrameBody>,
+    extra: Vec<WriteOp>,
+    pauses: &[Duration],
+    retry: impl Fn(&StoreError) -> bool,
+) -> Result<(), AppError> {
+    if pauses.is_empty() {
+        return session.append(&app.hub, &mut *session.producer().await, bodies, extra).await;
+    }
+    let mut pauses = pauses.iter();
+    let mut waited = false;
+    let result = 'attempts: loop {
+        let result = session.append(&app.hub, &mut *session.producer().await, bodies.clone(), extra.clone()).await;
+        let error = match &result {
+            Err(AppError::Storage(error)) if retry(error) => error,
+            _ => break result,
+        };
+        tracing::warn!(%error, "could not store a run's frames; trying again");
+        if !std::mem::replace(&mut waited, true) {
+            app.hub.running_notice(session.id(), Some(STORAGE_WAIT.to_owned()));
+        }
+        // Until the log can say whether the last write landed.
+        loop {
+            let Some(pause) = pauses.next() else { break 'attempts result };
+            tokio::time::sleep(*pause).await;
+            match session.landed(&app.hub, &mut *session.producer().await).await {
+                Ok(true) => break 'attempts Ok(()),
+                Ok(false) => continue 'attempts,
+                Err(_) => {}
             }
         }
+    };
+    if waited {
+        app.hub.running_notice(session.id(), None);
     }
-    // The log still shows the run open, and so does the session: sends get
-    // 409 rather than a run the sequencer would refuse; the next start closes it.
+    result
 }
 
 /// Pauses between the attempts to commit a run's end (a storage blip passes).
@@ -407,10 +462,13 @@ fn notice_item(notice: Option<String>) -> AgentItem {
     AgentEvent::Usage(Usage { metadata: Some(json!({ "notice": notice })), ..Usage::default() }).into()
 }
 
-/// Translates `items` and appends their frames, with `stored` in the same commit.
+/// Translates `items` and appends their frames, with `stored` in the same
+/// commit. With a shared log, Redis restarting is a pause, not the end of
+/// the run; watchers of the running list are told meanwhile.
 async fn append_items(
     app: &AppState,
     session: &Session,
+    run_id: &str,
     translator: &mut Translator,
     items: Vec<AgentItem>,
     stored: Option<WriteOp>,
@@ -420,35 +478,11 @@ async fn append_items(
     for item in items {
         translator.push(item, now, &mut bodies);
     }
-    let extra: Vec<WriteOp> = stored.into_iter().chain(app.lease.op(session.id(), LeaseAction::Keep)).collect();
-    let mut producer = session.producer().await;
-    if !app.lease.is_shared() {
-        return session
-            .append(&app.hub, &mut producer, bodies, extra)
-            .await
-            .map_err(|error| Ending::after_failed_write(&error));
-    }
-    // Redis restarting is a pause, not the end of the run; watchers of the
-    // running list are told meanwhile.
-    let mut pauses = REDIS_RETRIES.iter();
-    let mut waited = false;
-    loop {
-        match session.append(&app.hub, &mut producer, bodies.clone(), extra.clone()).await {
-            Err(AppError::Storage(StoreError::Redis(error))) if let Some(pause) = pauses.next() => {
-                tracing::warn!(%error, "could not store a run's frames; trying again");
-                if !std::mem::replace(&mut waited, true) {
-                    app.hub.running_notice(session.id(), Some(STORAGE_WAIT.to_owned()));
-                }
-                tokio::time::sleep(*pause).await;
-            }
-            result => {
-                if waited {
-                    app.hub.running_notice(session.id(), None);
-                }
-                return result.map_err(|error| Ending::after_failed_write(&error));
-            }
-        }
-    }
+    let extra: Vec<WriteOp> = stored.into_iter().chain(app.lease.op(session.id(), run_id, LeaseAction::Keep)).collect();
+    let pauses: &[Duration] = if app.lease.is_shared() { &REDIS_RETRIES } else { &[] };
+    append_run_frames(app, session, bodies, extra, pauses, |error| matches!(error, StoreError::Redis(_)))
+        .await
+        .map_err(|error| Ending::after_failed_write(&error))
 }
 
 /// The running list's notice on a run whose batches wait for Redis.
@@ -467,12 +501,33 @@ pub async fn close_orphaned_runs(app: &AppState, at_start: bool) -> Result<usize
     let mut closed = 0;
     let own = at_start.then_some(app.lease.node.as_str());
     for session_id in app.hub.store().orphaned_runs(own).await? {
-        let Some(mut locked) = app.hub.lock(&session_id, IfMissing::Absent).await? else { continue };
+        for _ in 0..=SEND_CONFLICT_RETRIES {
+            match close_orphaned_run(app, &session_id, at_start).await {
+                // Another node wrote first: looked at again.
+                Err(error) if is_head_conflict(&error) => continue,
+                // Another node took it over first.
+                Err(AppError::Storage(StoreError::Leased(_))) => break,
+                Err(error) => return Err(error),
+                Ok(done) => {
+                    closed += usize::from(done);
+                    break;
+                }
+            }
+        }
+    }
+    Ok(closed)
+}
+
+/// Closes the session's run if it is still open and driven by no node here;
+/// returns whether it did.
+async fn close_orphaned_run(app: &AppState, session_id: &str, at_start: bool) -> Result<bool, AppError> {
+    {
+        let Some(mut locked) = app.hub.lock(session_id, IfMissing::Absent).await? else { return Ok(false) };
         // Driven here after all (started since the lookup).
         if locked.producer.run.is_some() {
-            continue;
+            return Ok(false);
         }
-        let Some(run) = locked.producer.sequencer.running().cloned() else { continue };
+        let Some(run) = locked.producer.sequencer.running().cloned() else { return Ok(false) };
         let error = if at_start { INTERRUPTED_BY_RESTART } else { DRIVER_LOST };
         let bodies = vec![
             FrameBody::Error(ErrorFrame {
@@ -481,7 +536,7 @@ pub async fn close_orphaned_runs(app: &AppState, at_start: bool) -> Result<usize
                 reason: Some("run_interrupted".into()),
             }),
             FrameBody::RunFinished(RunFinished {
-                run_id: run.run_id,
+                run_id: run.run_id.clone(),
                 status: Outcome::Failed,
                 aborted: false,
                 exit_code: None,
@@ -490,15 +545,11 @@ pub async fn close_orphaned_runs(app: &AppState, at_start: bool) -> Result<usize
         ];
         let lease = [LeaseAction::Take, LeaseAction::Release]
             .into_iter()
-            .filter_map(|action| app.lease.op(&session_id, action));
-        match locked.append(&app.hub, bodies, lease.collect()).await {
-            // Another node took it over first.
-            Err(AppError::Storage(StoreError::Leased(_))) => continue,
-            result => result?,
-        }
-        closed += 1;
+            .filter_map(|action| app.lease.op(session_id, &run.run_id, action));
+        // Once: after a conflict, the run is looked at again (it may be closed).
+        locked.try_append(&app.hub, bodies, lease.collect()).await?;
+        Ok(true)
     }
-    Ok(closed)
 }
 
 /// With a shared log: looks for runs whose node died, every third of the

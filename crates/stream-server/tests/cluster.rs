@@ -170,7 +170,8 @@ async fn a_session_deleted_on_one_node_is_let_go_on_another() {
 #[tokio::test]
 async fn killing_the_node_that_drives_a_run_ends_it_once_on_another() {
     let args = ["--demo-reply-words", "5000", "--demo-delta-ms", "5", "--run-lease-ms", "600"];
-    let Some(mut cluster) = Cluster::start(2, &args) else { return };
+    // Two survivors, which both find the run orphaned.
+    let Some(mut cluster) = Cluster::start(3, &args) else { return };
     let mut near = Client::connect(cluster.nodes[0].addr, "orphan").await;
     let mut far = Client::connect(cluster.nodes[1].addr, "orphan").await;
     let (status, body) = send(&cluster.url(0), "orphan", "c1", "long").await;
@@ -195,6 +196,15 @@ async fn killing_the_node_that_drives_a_run_ends_it_once_on_another() {
     for client in [&resumed, &far] {
         assert_eq!((client.engine.state_hash(), client.engine.cursor().seq), (snapshot.state_hash, snapshot.seq));
     }
+    // One close, whichever node made it: one error frame, one run_finished.
+    let log: Vec<serde_json::Value> = reqwest::get(cluster.url(1) + "/v1/sessions/orphan/stream?offset=-1")
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    let count = |kind: &str| log.iter().filter(|frame| frame["type"] == kind).count();
+    assert_eq!((count("error"), count("run_finished")), (1, 1));
     // The session takes a new run.
     let (status, body) = send(&cluster.url(0), "orphan", "c2", "again").await;
     assert_eq!(status, 202, "{body}");

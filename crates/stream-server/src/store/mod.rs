@@ -345,9 +345,9 @@ impl Store {
     }
 
     /// Sessions whose last commit left a run running that no node drives:
-    /// with a shared log, those whose lease has expired or is `own_lease`'s
-    /// (held by this node before a restart); alone, all of them (a crash or
-    /// a stop interrupted them).
+    /// with a shared log, those whose lease has expired or is held by node
+    /// `own_lease` (this node, before a restart); alone, all of them (a
+    /// crash or a stop interrupted them).
     pub async fn orphaned_runs(&self, own_lease: Option<&str>) -> Result<Vec<String>, StoreError> {
         match &self.redis {
             Some(redis) => redis.orphaned_runs(own_lease).await,

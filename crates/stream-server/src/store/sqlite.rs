@@ -443,9 +443,10 @@ fn apply(transaction: &Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
                 )?;
             }
             WriteOp::Compact { session_id, epoch, seq, snapshot } => {
-                // Only at the head: frames after it would keep the old epoch.
+                // Only at the head (frames after it would keep the old
+                // epoch), and once there (another node may have compacted it first).
                 let moved = transaction.execute(
-                    "UPDATE sessions SET epoch = ?2, base_seq = ?3 WHERE id = ?1 AND head = ?3",
+                    "UPDATE sessions SET epoch = ?2, base_seq = ?3 WHERE id = ?1 AND head = ?3 AND base_seq < ?3",
                     params![session_id, epoch, *seq as i64],
                 )?;
                 if moved == 0 {

@@ -272,8 +272,9 @@ fn append_in_run(id: &str, seqs: std::ops::RangeInclusive<u64>, now: u64) -> Wri
     op
 }
 
-fn lease(holder: &str, action: LeaseAction) -> WriteOp {
-    WriteOp::Lease { session_id: "s".into(), holder: holder.into(), action, ttl_ms: 60_000 }
+/// Node `node`'s lease op for run `r1`.
+fn lease(node: &str, action: LeaseAction) -> WriteOp {
+    WriteOp::Lease { session_id: "s".into(), holder: format!("{node}/r1"), action, ttl_ms: 60_000 }
 }
 
 #[tokio::test]
@@ -289,6 +290,7 @@ async fn a_run_lease_fences_the_writes_of_the_node_that_lost_it() {
     // The run is a's, so it is not orphaned, but for a's own restart.
     assert!(store.orphaned_runs(None).await.unwrap().is_empty());
     assert_eq!(store.orphaned_runs(Some("a")).await.unwrap(), ["s"]);
+    assert!(store.orphaned_runs(Some("b")).await.unwrap().is_empty());
     // b cannot keep or let go of what a holds; once a lets go, b may take it.
     assert!(store.write(vec![lease("b", LeaseAction::Keep)]).await.is_err());
     store.write(vec![lease("b", LeaseAction::Release)]).await.unwrap();
@@ -307,7 +309,7 @@ async fn an_expired_lease_orphans_its_run() {
     let Some(log) = TestLog::both("lease-expiry").into_iter().find(|log| log.redis.is_some()) else { return };
     let store = log.open().await;
     let start = append_in_run("s", 1..=1, 1);
-    let short = WriteOp::Lease { session_id: "s".into(), holder: "a".into(), action: LeaseAction::Take, ttl_ms: 50 };
+    let short = WriteOp::Lease { session_id: "s".into(), holder: "a/r1".into(), action: LeaseAction::Take, ttl_ms: 50 };
     store.write(vec![create("s", "e", 1), start, short]).await.unwrap();
     assert!(store.orphaned_runs(None).await.unwrap().is_empty());
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;

@@ -114,8 +114,10 @@ while i <= #ARGV do
   elseif op == 'compact' then
     local epoch, seq, snapshot = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     i = i + 5
-    -- Only at the head: frames after it would keep the old epoch.
-    if head(id) ~= tonumber(seq) then
+    -- Only at the head (frames after it would keep the old epoch), and once
+    -- there (another node may have compacted it first).
+    local base = tonumber(redis.call('HGET', key(id, 'meta'), 'base_seq') or '0')
+    if head(id) ~= tonumber(seq) or base >= tonumber(seq) then
       return redis.error_reply('NOTATHEAD ' .. id .. ' ' .. (tonumber(seq) + 1))
     end
     epochs[id] = epoch
