@@ -603,6 +603,12 @@ impl Session {
         if fanout.deleted {
             return Attach::Deleted;
         }
+        if self.superseded.load(Ordering::Acquire) {
+            // Nobody publishes to this copy any more: dropped as a slow
+            // consumer is, the subscriber looks the session up again.
+            outbox.evict(&self.id);
+            return Attach::Attached(Vec::new());
+        }
         let caught_up = fanout.head == after_seq;
         let frames: Option<Vec<Arc<str>>> = if caught_up {
             Some(Vec::new())
@@ -634,7 +640,8 @@ impl Session {
             self.publish_log(hub).await?;
             self.refresh(&hub.store, &mut producer).await?;
             let mut fanout = lock(&self.fanout);
-            if fanout.deleted {
+            // Deleted, or superseded by another node's copy: looked up again.
+            if fanout.deleted || self.superseded.load(Ordering::Acquire) {
                 return Ok(None);
             }
             if fanout.head != producer.sequencer.head() {
