@@ -45,9 +45,9 @@ use crate::store::{ClusterEvent, SessionRow, Store, StoreError, WriteOp};
 /// Frames read from the log per page during a replay.
 pub const LOG_PAGE_FRAMES: usize = 1_000;
 
-/// Most times [`Session::append`] sequences a batch again because another
-/// node moved the head first.
-const CONFLICT_RETRIES: usize = 8;
+/// Most times a write is made again because another node wrote to the
+/// session first ([`is_head_conflict`]).
+pub const CONFLICT_RETRIES: usize = 8;
 
 /// Whether an append failed only because another node wrote first (moved
 /// the head, or created the session): the same request may be made again,
@@ -207,12 +207,6 @@ impl Locked {
     /// [`Session::try_append`] on this session.
     pub async fn try_append(&mut self, hub: &Hub, bodies: Vec<FrameBody>, extra: Vec<WriteOp>) -> Result<(), AppError> {
         self.session.try_append(hub, &mut self.producer, bodies, extra).await
-    }
-
-    /// Brings the sequencer up to what this node has published, so checks
-    /// against its state see what other nodes committed.
-    pub async fn refresh(&mut self, hub: &Hub) -> Result<(), StoreError> {
-        self.session.refresh(&hub.store, &mut self.producer).await
     }
 }
 
@@ -801,7 +795,7 @@ impl Hub {
                 let mut locked = Locked { session, producer };
                 // What is read under the lock is the log's state, whichever node wrote it.
                 locked.session.publish_log(self).await?;
-                locked.refresh(self).await?;
+                locked.session.refresh(&self.store, &mut locked.producer).await?;
                 return Ok(Some(locked));
             }
         }

@@ -38,17 +38,22 @@ impl RunLease {
         Ok(Self { node, ttl_ms: ttl_ms.max(1), shared })
     }
 
-    /// The write that takes, keeps or lets go of the session's lease for
-    /// run `run_id`; none alone. The lease is the run's on this node
+    /// The writes that take, keep or let go of the session's lease for run
+    /// `run_id`, in order; none alone. The lease is the run's on this node
     /// (`<node>/<run>`), so a late writer of an ended run of this node cannot
     /// pass for the node's next run.
-    pub fn op(&self, session_id: &str, run_id: &str, action: LeaseAction) -> Option<WriteOp> {
-        self.shared.then(|| WriteOp::Lease {
+    pub fn ops(&self, session_id: &str, run_id: &str, actions: &[LeaseAction]) -> Vec<WriteOp> {
+        if !self.shared {
+            return Vec::new();
+        }
+        let holder = format!("{}/{run_id}", self.node);
+        let lease = |&action| WriteOp::Lease {
             session_id: session_id.to_owned(),
-            holder: format!("{}/{run_id}", self.node),
+            holder: holder.clone(),
             action,
             ttl_ms: self.ttl_ms,
-        })
+        };
+        actions.iter().map(lease).collect()
     }
 
     /// How often a run renews its lease while its provider is silent, and

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::hub::{ActiveRun, IfMissing, Locked, Session, is_head_conflict, new_id, now_ms};
+use crate::hub::{ActiveRun, CONFLICT_RETRIES, IfMissing, Locked, Session, is_head_conflict, new_id, now_ms};
 use crate::inputs::SendRequest;
 use crate::provider::{Committed, ProviderEvent, ProviderRun, RunRequest, Turn};
 use crate::store::{ClusterEvent, LeaseAction, SendAnswer, StoreError, WriteOp};
@@ -51,7 +51,7 @@ pub async fn send(app: &Arc<AppState>, session_id: &str, request: SendRequest) -
     let mut conflicts = 0;
     loop {
         match start_run(app, session_id, &request).await {
-            Err(error) if is_head_conflict(&error) && conflicts < SEND_CONFLICT_RETRIES => conflicts += 1,
+            Err(error) if is_head_conflict(&error) && conflicts < CONFLICT_RETRIES => conflicts += 1,
             result => return result,
         }
     }
@@ -64,9 +64,6 @@ fn run_in_progress(run: &str) -> AppError {
         message: format!("{run} is still running in this session; abort it or wait"),
     }
 }
-
-/// Most times a send is tried again because another node wrote to the session first.
-const SEND_CONFLICT_RETRIES: usize = 8;
 
 /// The send's checks, its frames, and its run's driver: once.
 async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest) -> Result<SendAnswer, AppError> {
@@ -111,7 +108,8 @@ async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest)
         if provider.wants_history() { history(locked.producer.sequencer.state().messages()) } else { Vec::new() };
     let continuation = app.hub.store().continuation(session_id, provider_name).await?;
     let resumed = continuation.is_some();
-    let extra = std::iter::once(record).chain(app.lease.op(session_id, &answer.run_id, LeaseAction::Take)).collect();
+    let mut extra = vec![record];
+    extra.extend(app.lease.ops(session_id, &answer.run_id, &[LeaseAction::Take]));
     match locked.try_append(&app.hub, bodies, extra).await {
         // Another node's run holds the session, though its frames are not read yet.
         Err(AppError::Storage(StoreError::Leased(_))) => return Err(run_in_progress("a run")),
@@ -296,7 +294,7 @@ async fn drive(
             }
             _ = app.shutdown.cancelled() => break Ending::failed(INTERRUPTED_BY_SHUTDOWN),
             _ = renew.tick(), if app.lease.is_shared() => {
-                let keep = app.lease.op(session.id(), &run.run_id, LeaseAction::Keep).into_iter().collect();
+                let keep = app.lease.ops(session.id(), &run.run_id, &[LeaseAction::Keep]);
                 match app.hub.store().write(keep).await {
                     Err(StoreError::Leased(_)) => break Ending::fenced(),
                     // Redis unreachable: the lease may last until it is back.
@@ -383,11 +381,7 @@ async fn finish(
         state_hash: None,
     }));
     let mut extra: Vec<WriteOp> = run.stale_continuation(session.id(), ending.status).into_iter().collect();
-    extra.extend(
-        [LeaseAction::Keep, LeaseAction::Release]
-            .into_iter()
-            .filter_map(|action| app.lease.op(session.id(), &run.run_id, action)),
-    );
+    extra.extend(app.lease.ops(session.id(), &run.run_id, &[LeaseAction::Keep, LeaseAction::Release]));
     // Any storage failure but a lost lease (another node ended the run) is tried again.
     let finished = append_run_frames(app, session, bodies, extra, &FINISH_RETRIES, |error| {
         !matches!(error, StoreError::Leased(_))
@@ -478,7 +472,8 @@ async fn append_items(
     for item in items {
         translator.push(item, now, &mut bodies);
     }
-    let extra: Vec<WriteOp> = stored.into_iter().chain(app.lease.op(session.id(), run_id, LeaseAction::Keep)).collect();
+    let mut extra: Vec<WriteOp> = stored.into_iter().collect();
+    extra.extend(app.lease.ops(session.id(), run_id, &[LeaseAction::Keep]));
     let pauses: &[Duration] = if app.lease.is_shared() { &REDIS_RETRIES } else { &[] };
     append_run_frames(app, session, bodies, extra, pauses, |error| matches!(error, StoreError::Redis(_)))
         .await
@@ -501,7 +496,7 @@ pub async fn close_orphaned_runs(app: &AppState, at_start: bool) -> Result<usize
     let mut closed = 0;
     let own = at_start.then_some(app.lease.node.as_str());
     for session_id in app.hub.store().orphaned_runs(own).await? {
-        for _ in 0..=SEND_CONFLICT_RETRIES {
+        for _ in 0..=CONFLICT_RETRIES {
             match close_orphaned_run(app, &session_id, at_start).await {
                 // Another node wrote first: looked at again.
                 Err(error) if is_head_conflict(&error) => continue,
@@ -543,11 +538,9 @@ async fn close_orphaned_run(app: &AppState, session_id: &str, at_start: bool) ->
                 state_hash: None,
             }),
         ];
-        let lease = [LeaseAction::Take, LeaseAction::Release]
-            .into_iter()
-            .filter_map(|action| app.lease.op(session_id, &run.run_id, action));
+        let lease = app.lease.ops(session_id, &run.run_id, &[LeaseAction::Take, LeaseAction::Release]);
         // Once: after a conflict, the run is looked at again (it may be closed).
-        locked.try_append(&app.hub, bodies, lease.collect()).await?;
+        locked.try_append(&app.hub, bodies, lease).await?;
         Ok(true)
     }
 }
