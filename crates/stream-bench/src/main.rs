@@ -18,9 +18,12 @@
 //!    on a node that has not loaded the session (a fresh process each time),
 //!    on SQLite and on Redis.
 //!
-//! Usage: `loadgen --server target/release/stream-server [--quick] [--idle-only]`.
+//! 6. Side by side with a plain Node.js server (`baseline/server.mjs`): the
+//!    paced cases of 1 at 1,000 subscribers and idle memory (see `versus`).
+//!
+//! Usage: `loadgen --server target/release/stream-server [--quick] [--idle-only] [--versus-only]`.
 //! Prints a table and writes `target/bench/server.json` (`--idle-only`: only
-//! the idle-connection figure, printed).
+//! the idle-connection figure, printed; `--versus-only`: only the side by side).
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -32,27 +35,38 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use stream_server::local_redis::{Fsync, LocalRedis};
+use stream_server::probe::{probe_times, unix_micros};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use versus::baseline_script;
+
+mod versus;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Where the sessions live: one node on its SQLite file, or several nodes
 /// sharing one Redis (AOF, fsync every second, as SQLite's NORMAL sync).
+/// Or, for comparison, the plain Node.js server of `baseline/server.mjs`.
 struct Deployment {
     nodes: Vec<Server>,
     redis: Option<LocalRedis>,
+    baseline: bool,
 }
 
 impl Deployment {
     fn sqlite(binary: &Path, dir: &Path, args: &[&str]) -> Self {
-        Self { nodes: vec![Server::spawn(binary, dir, args)], redis: None }
+        Self { nodes: vec![Server::spawn(binary, dir, args)], redis: None, baseline: false }
+    }
+
+    fn baseline(dir: &Path, args: &[&str]) -> Self {
+        Self { nodes: vec![Server::baseline(dir, args)], redis: None, baseline: true }
     }
 
     fn redis(binary: &Path, dir: &Path, args: &[&str], nodes: usize) -> Self {
         let redis = LocalRedis::start_with(&dir.join("redis"), Fsync::EverySecond)
             .expect("redis-server (just setup installs it)");
         let nodes = (0..nodes).map(|node| Self::node(binary, dir, &redis, node, args)).collect();
-        Self { nodes, redis: Some(redis) }
+        Self { nodes, redis: Some(redis), baseline: false }
     }
 
     /// Node `node` on `redis`, with its own data directory.
@@ -65,6 +79,7 @@ impl Deployment {
 
     fn name(&self) -> String {
         match self.redis {
+            None if self.baseline => "plain Node server".to_owned(),
             None => "SQLite, 1 node".to_owned(),
             Some(_) => format!("Redis, {} nodes", self.nodes.len()),
         }
@@ -143,14 +158,26 @@ struct Server {
 }
 
 impl Server {
+    /// `stream-server` on `data_dir`.
     fn spawn(binary: &Path, data_dir: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(binary)
+        Self::start(Command::new(binary), data_dir, args)
+    }
+
+    /// The plain Node server (`baseline/server.mjs`, which takes the same flags).
+    fn baseline(data_dir: &Path, args: &[&str]) -> Self {
+        let mut node = Command::new("node");
+        node.arg(baseline_script());
+        Self::start(node, data_dir, args)
+    }
+
+    fn start(mut program: Command, data_dir: &Path, args: &[&str]) -> Self {
+        let mut child = program
             .args(["--bind", "127.0.0.1:0", "--web-dir", "/nonexistent", "--log", "error", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
-            .expect("start stream-server");
+            .expect("start the server");
         let mut banner = String::new();
         std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut banner).expect("banner");
         let addr = stream_server::address_from_banner(&banner).unwrap_or_else(|| panic!("no address in {banner:?}"));
@@ -178,9 +205,15 @@ impl Drop for Server {
     }
 }
 
+/// A client socket. Its read buffer is small: the library zero-fills the
+/// buffer's free space on every read (128 KiB by default), which would make
+/// the generator, not the server, the bottleneck on shared cores.
 async fn connect(addr: SocketAddr) -> Socket {
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
     let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/ws"), None, true).await.expect("connect");
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/ws"), Some(config), true)
+            .await
+            .expect("connect");
     next_text(&mut socket).await.expect("hello");
     socket
 }
@@ -227,21 +260,11 @@ fn count_frames(text: &str) -> usize {
     text.matches("\"seq\":").count()
 }
 
+/// Each client socket's read buffer.
+const READ_BUFFER_BYTES: usize = 4096;
+
 /// Events between two in-band probes of the demo provider.
 const PROBE_EVERY: usize = 50;
-
-/// µs since the Unix epoch, the clock the server's probes are stamped with.
-fn unix_micros() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |now| now.as_micros() as u64)
-}
-
-/// The send times (`probe_us`) of the probes in a message.
-fn probe_times(text: &str) -> impl Iterator<Item = u64> + '_ {
-    text.match_indices("\"probe_us\":").filter_map(|(at, key)| {
-        let digits = &text[at + key.len()..];
-        digits[..digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len())].parse().ok()
-    })
-}
 
 struct Delivery {
     delta_ms: u64,
@@ -386,8 +409,8 @@ async fn long_poll_catch_up(server: &Server, session: &str, after: u64, gap: u64
     started.elapsed().as_secs_f64() * 1e3
 }
 
-async fn idle_memory(binary: &Path, dir: &Path, connections: usize) -> (u64, u64, f64) {
-    let server = Server::spawn(binary, dir, &[]);
+/// `server`'s RSS before and after `connections` idle connections, and the bytes per connection.
+async fn idle_memory(server: Server, connections: usize) -> (u64, u64, f64) {
     // Warm up the allocator and the runtime with a few connections first.
     let warm: Vec<Socket> = futures_util::future::join_all((0..16).map(|_| connect(server.addr))).await;
     drop(warm);
@@ -469,7 +492,7 @@ async fn resume_gap(binary: &Path, dir: &Path, gap: u64) -> (f64, f64, f64) {
 /// node restarted on its file; on Redis, a new node on the same Redis.
 async fn cold_resume(binary: &Path, dir: &Path, on_redis: bool, gap: u64) -> f64 {
     let args = gap_args(gap);
-    let Deployment { nodes, redis } = if on_redis {
+    let Deployment { nodes, redis, .. } = if on_redis {
         Deployment::redis(binary, dir, &strs(&args), 1)
     } else {
         Deployment::sqlite(binary, dir, &strs(&args))
@@ -554,24 +577,26 @@ async fn main() {
     let (words, idle) = if quick { (2_000, 1_000) } else { (10_000, 10_000) };
     if args.iter().any(|arg| arg == "--idle-only") {
         let dir = temp_dir("idle");
-        let (before, after, bytes) = idle_memory(&binary, &dir, idle).await;
+        let (before, after, bytes) = idle_memory(Server::spawn(&binary, &dir, &[]), idle).await;
         let _ = std::fs::remove_dir_all(dir);
         println!("idle connections: {idle}, server RSS {before} KiB -> {after} KiB, {bytes:.0} bytes per connection");
         return;
     }
 
-    let mut cases = Vec::new();
     // Full speed measures capacity (latency there is queueing behind the
     // firehose); the paced cases (a delta every 5 or 20 ms per session, as
-    // fast as or faster than models stream) measure latency at sustained loads.
+    // fast as or faster than models stream) measure latency at sustained
+    // loads, side by side with the plain Node server.
     let paced_words = words / 10;
-    for (sessions, subscribers, words, delta_ms) in [
-        (1, 1, paced_words / 4, 20),
-        (10, 10, words, 0),
-        (10, 100, words, 0),
-        (10, 100, paced_words, 5),
-        (10, 100, paced_words / 4, 20),
-    ] {
+    let versus = versus::run(&binary, paced_words, idle).await;
+    if args.iter().any(|arg| arg == "--versus-only") {
+        versus.report(idle);
+        return;
+    }
+    let mut cases = Vec::new();
+    for (sessions, subscribers, words, delta_ms) in
+        [(1, 1, paced_words / 4, 20), (10, 10, words, 0), (10, 100, words, 0)]
+    {
         let dir = temp_dir("delivery");
         let deployment = Deployment::sqlite(&binary, &dir, &strs(&demo_args(words, delta_ms)));
         cases.push(delivery(&deployment, sessions, subscribers, delta_ms).await);
@@ -579,9 +604,7 @@ async fn main() {
         let _ = std::fs::remove_dir_all(dir);
     }
     let scale_out = scale_out(&binary, words, paced_words).await;
-    let dir = temp_dir("idle");
-    let (rss_before, rss_after, bytes_per_idle) = idle_memory(&binary, &dir, idle).await;
-    let _ = std::fs::remove_dir_all(dir);
+    let (rss_before, rss_after, bytes_per_idle) = versus.idle;
     let dir = temp_dir("resume");
     let (resume_memory_ms, resume_log_ms, resume_long_poll_ms) = resume_gap(&binary, &dir, 10_000).await;
     let _ = std::fs::remove_dir_all(dir);
@@ -620,18 +643,15 @@ async fn main() {
             "latency_p99_ms": p99,
         }));
     }
+    let json_versus = versus.report(idle);
     // The fan-out target: p99 at 1,000 subscribers under the paced load.
-    if let Some(case) = cases.iter().find(|case| case.sessions * case.subscribers == 1_000 && case.delta_ms == 20) {
-        let p99 = percentile(&case.latency_ms, 0.99);
+    if let Some(row) = versus.paced.iter().find(|row| row.delta_ms == 20) {
+        let (p99, rate) = (row.ours.p99_ms, row.ours.frames_per_second);
         let verdict = if p99 <= 10.0 { "met" } else { "NOT MET" };
-        let rate = case.frames as f64 / case.seconds;
         println!(
             "target: p99 publish->receive at 1,000 subscribers, {rate:.0} frames/s: {p99:.2} ms (<= 10) {verdict}"
         );
     }
-    println!(
-        "idle connections: {idle}, server RSS {rss_before} KiB -> {rss_after} KiB, {bytes_per_idle:.0} bytes per connection"
-    );
     println!(
         "resume of a 10,000-frame gap (median of 5): {resume_memory_ms:.1} ms from memory, {resume_log_ms:.1} ms from SQLite, {resume_long_poll_ms:.1} ms by Durable Streams long-poll"
     );
@@ -685,6 +705,7 @@ async fn main() {
         "resume_10000_gap_cold_redis_ms": cold_redis,
         "reply_words": words,
         "delivery": json_cases,
+        "side_by_side": json_versus,
         "idle_connections": idle,
         "rss_before_kib": rss_before,
         "rss_after_kib": rss_after,

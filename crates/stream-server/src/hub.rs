@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::durable::read::Tail;
 use crate::error::AppError;
 use crate::metrics::Metrics;
+use crate::probe::Stage;
 use crate::store::{ClusterEvent, SessionRow, Store, StoreError, WriteOp};
 
 /// Frames read from the log per page during a replay.
@@ -402,6 +403,8 @@ impl Session {
         if frames.is_empty() && extra.is_empty() {
             return Ok(());
         }
+        let texts = || frames.iter().map(|(_, text)| &**text);
+        hub.metrics.probes.observe(Stage::Sequenced, texts());
         let now = now_ms();
         let mut ops = Vec::with_capacity(extra.len() + 2);
         if !producer.persisted {
@@ -455,11 +458,13 @@ impl Session {
         }
         producer.persisted = true;
         hub.metrics.frames_committed.inc_by(frames.len() as u64);
+        hub.metrics.probes.observe(Stage::Committed, texts());
         let run_ended = running_before.is_some() && running_after.is_none();
         if let Err(error) = self.publish_in_order(hub, &frames, run_ended.then_some(now)).await {
             // Committed: the follower publishes what could not be read now.
             tracing::warn!(session = %self.id, %error, "could not read the frames before a batch");
         }
+        hub.metrics.probes.observe(Stage::Published, texts());
         if running_after != running_before {
             hub.running_changed(&self.id, running_after, self.head());
         }
@@ -1222,7 +1227,7 @@ mod tests {
             retention_ms: 0,
             log_retention: LogRetention { max_frames: Some(2), max_idle_ms: None },
         };
-        TestHub { hub: Hub::new(store, Arc::new(Metrics::new()), config, "node-test"), dir }
+        TestHub { hub: Hub::new(store, Arc::new(Metrics::default()), config, "node-test"), dir }
     }
 
     async fn rename(hub: &Hub, id: &str, name: &str) {

@@ -28,6 +28,7 @@
 //! | [`durable`] | the Durable Streams protocol at `/v1/stream/*` |
 //! | [`ai_sdk`] | the AI SDK's `useChat` endpoints at `/v1/ai-sdk/chat` |
 //! | [`metrics`] | Prometheus metrics |
+//! | [`probe`] | the latency probe's ages at each stage of the pipeline |
 //! | [`error`] | REST errors |
 
 pub mod access;
@@ -41,6 +42,7 @@ pub mod inputs;
 pub mod lease;
 pub mod local_redis;
 pub mod metrics;
+pub mod probe;
 pub mod provider;
 pub mod rest;
 pub mod runs;
@@ -118,7 +120,7 @@ impl AppState {
     pub async fn open(config: Config) -> Result<Arc<Self>, StartError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new(config.demo_probe_every > 0));
         let observer = Arc::clone(&metrics);
         let store = Store::open(
             &config.database_path(),

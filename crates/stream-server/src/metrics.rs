@@ -7,6 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::probe::Probes;
+
 /// A label with one `reason`/`mode` value.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
@@ -39,17 +41,19 @@ pub struct Metrics {
     pub dropped_frames: Family<Reason, Counter>,
     /// Sessions whose log was compacted into a base snapshot.
     pub compactions: Counter,
+    /// The latency probe's ages by stage (recording only with probing on).
+    pub probes: Probes,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(false)
     }
 }
 
 impl Metrics {
-    /// Registers every metric.
-    pub fn new() -> Self {
+    /// Registers every metric; the probe's ages are recorded when `probing`.
+    pub fn new(probing: bool) -> Self {
         let mut registry = Registry::with_prefix("stream");
         let metrics = Self {
             connections: Gauge::default(),
@@ -63,6 +67,7 @@ impl Metrics {
             rejected_inputs: Family::default(),
             dropped_frames: Family::default(),
             compactions: Counter::default(),
+            probes: Probes::new(probing),
             registry: Registry::default(),
         };
         registry.register("connections", "Open WebSocket connections", metrics.connections.clone());
@@ -84,6 +89,11 @@ impl Metrics {
         registry.register("rejected_inputs", "Client input refused, by reason", metrics.rejected_inputs.clone());
         registry.register("dropped_frames", "Frames the sequencer refused, by reason", metrics.dropped_frames.clone());
         registry.register("compactions", "Session logs compacted into a base snapshot", metrics.compactions.clone());
+        registry.register(
+            "probe_age_seconds",
+            "Age of the latency probe's frames (--demo-probe-every) at each stage of the pipeline",
+            metrics.probes.ages(),
+        );
         Self { registry, ..metrics }
     }
 

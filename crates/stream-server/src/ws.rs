@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use crate::AppState;
 use crate::config::{MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WEBSOCKET_MESSAGE_BYTES};
 use crate::hub::{CatchUp, CatchUpStep, Outbox, empty_snapshot_text, protocol_error_text, subscribed_text};
+use crate::probe::Stage;
 use crate::store::StoreError;
 
 /// Most queued texts sent in one WebSocket message.
@@ -74,15 +75,20 @@ where
     // Made for the first batch, let go after a heartbeat period without one:
     // an idle connection holds no batch buffer, a busy one keeps it.
     let mut batch = Vec::new();
-    let mut dropped = state.drop_connections.subscribe();
+    let mut drops = state.drop_connections.subscribe();
+    // Made once, not per message: each is registered with a notifier shared
+    // by every connection, and registering anew for every batch sent showed.
+    let shutdown = state.shutdown.cancelled();
+    let dropped = drops.changed();
+    tokio::pin!(shutdown, dropped);
     let mut result = connection.send(&mut sink, encode(&hello)).await;
     while result.is_ok() {
         result = tokio::select! {
-            _ = state.shutdown.cancelled() => {
+            _ = &mut shutdown => {
                 let _ = sink.send(close(close_code::AWAY, "the server is shutting down")).await;
                 break;
             }
-            _ = dropped.changed() => {
+            _ = &mut dropped => {
                 let _ = sink.send(close(close_code::RESTART, "dropped by the test hook")).await;
                 break;
             }
@@ -107,9 +113,10 @@ where
                     break;
                 }
                 state.metrics.frames_sent.inc_by(batch.len() as u64);
-                let text = batch_text(&batch);
+                let sent = connection.send(&mut sink, batch_text(&batch)).await;
+                state.metrics.probes.observe(Stage::Written, batch.iter().map(|text| &**text));
                 batch.clear();
-                connection.send(&mut sink, text).await
+                sent
             }
             _ = evicted(&connection.outbox) => Box::pin(connection.report_evictions(&mut sink)).await,
             changed = watch_changed(&mut connection.watching) => match changed {

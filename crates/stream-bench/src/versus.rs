@@ -1,0 +1,207 @@
+//! Side by side with the plain Node server (`baseline/server.mjs`): the
+//! paced delivery cases (10 sessions × 100 subscribers, a delta every 5 or
+//! 20 ms) in paired rounds, and the memory of idle connections, in one run,
+//! so both servers meet the same machine and the same load generator.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::{Deployment, Server, demo_args, idle_memory, median, percentile, strs, temp_dir};
+
+/// Paired rounds of each paced case (ours, then the baseline's).
+const ROUNDS: usize = 3;
+
+/// The paced cases: a delta every this many ms, and the reply's words.
+fn paced_cases(paced_words: usize) -> [(u64, usize); 2] {
+    [(5, paced_words), (20, paced_words / 4)]
+}
+
+/// Where the baseline server lives.
+pub fn baseline_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline/server.mjs")
+}
+
+/// Why the baseline cannot run here, if it cannot (Node or its `ws` missing).
+fn baseline_missing() -> Option<String> {
+    let has_node = std::process::Command::new("node").arg("--version").output().is_ok_and(|out| out.status.success());
+    let has_ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline/node_modules/ws").is_dir();
+    match (has_node, has_ws) {
+        (true, true) => None,
+        (false, _) => Some("node is not on PATH".to_owned()),
+        (true, false) => Some("baseline/node_modules is missing (just setup installs it)".to_owned()),
+    }
+}
+
+/// The stages of a frame's path the server's probe reports, then the client's receipt.
+const STAGES: [&str; 5] = ["sequenced", "committed", "published", "written", "received"];
+
+/// The medians of one server's rounds of one case.
+#[derive(Clone, Copy)]
+pub struct Figures {
+    pub frames_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// The probe frames' mean age at each of [`STAGES`], in ms (stream-server only).
+    pub stages_ms: Option<[f64; 5]>,
+}
+
+/// One paced case on both servers.
+pub struct PacedRow {
+    pub delta_ms: u64,
+    pub ours: Figures,
+    pub baseline: Option<Figures>,
+}
+
+/// Everything compared.
+pub struct Versus {
+    pub paced: Vec<PacedRow>,
+    /// Our RSS in KiB before and after the idle connections, and the bytes per connection.
+    pub idle: (u64, u64, f64),
+    /// The baseline's bytes per idle connection.
+    pub baseline_idle_bytes: Option<f64>,
+    pub skipped: Option<String>,
+}
+
+/// Runs the paced cases in paired rounds and the idle-connection count on both servers.
+pub async fn run(binary: &Path, paced_words: usize, idle: usize) -> Versus {
+    let skipped = baseline_missing();
+    let mut paced = Vec::new();
+    for (delta_ms, words) in paced_cases(paced_words) {
+        let args = demo_args(words, delta_ms);
+        let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            ours.push(round(|dir| Deployment::sqlite(binary, dir, &strs(&args)), delta_ms).await);
+            if skipped.is_none() {
+                baseline.push(round(|dir| Deployment::baseline(dir, &strs(&args)), delta_ms).await);
+            }
+        }
+        paced.push(PacedRow {
+            delta_ms,
+            ours: medians(&ours),
+            baseline: (!baseline.is_empty()).then(|| medians(&baseline)),
+        });
+    }
+    let ours_idle = idle_rss(|dir| Server::spawn(binary, dir, &[]), idle).await;
+    let baseline_idle_bytes = match skipped {
+        None => Some(idle_rss(|dir| Server::baseline(dir, &[]), idle).await.2),
+        Some(_) => None,
+    };
+    Versus { paced, idle: ours_idle, baseline_idle_bytes, skipped }
+}
+
+/// One round of a paced case on a fresh deployment.
+async fn round(deploy: impl FnOnce(&Path) -> Deployment, delta_ms: u64) -> Figures {
+    let dir = temp_dir("versus");
+    let deployment = deploy(&dir);
+    let case = crate::delivery(&deployment, 10, 100, delta_ms).await;
+    let received_ms = case.latency_ms.iter().sum::<f64>() / case.latency_ms.len() as f64;
+    let stages_ms = match deployment.baseline {
+        true => None,
+        false => stage_means_ms(&deployment.nodes[0]).await.map(|[a, b, c, d]| [a, b, c, d, received_ms]),
+    };
+    drop(deployment);
+    let _ = std::fs::remove_dir_all(dir);
+    Figures {
+        frames_per_second: case.frames as f64 / case.seconds,
+        p50_ms: percentile(&case.latency_ms, 0.5),
+        p99_ms: percentile(&case.latency_ms, 0.99),
+        stages_ms,
+    }
+}
+
+/// The server's mean probe age at each stage but the last, from `/metrics`.
+async fn stage_means_ms(server: &Server) -> Option<[f64; 4]> {
+    let text = reqwest::get(server.url("/metrics")).await.ok()?.text().await.ok()?;
+    let value = |name: &str, stage: &str| {
+        let prefix = format!("stream_probe_age_seconds_{name}{{stage=\"{stage}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok())
+    };
+    let mut means = [0.0; 4];
+    for (mean, stage) in means.iter_mut().zip(STAGES) {
+        *mean = value("sum", stage)? / value("count", stage)? * 1e3;
+    }
+    Some(means)
+}
+
+async fn idle_rss(start: impl FnOnce(&Path) -> Server, connections: usize) -> (u64, u64, f64) {
+    let dir = temp_dir("versus-idle");
+    let rss = idle_memory(start(&dir), connections).await;
+    let _ = std::fs::remove_dir_all(dir);
+    rss
+}
+
+fn medians(rounds: &[Figures]) -> Figures {
+    let of = |figure: fn(&Figures) -> f64| median(rounds.iter().map(figure).collect());
+    let stages_ms = rounds
+        .iter()
+        .map(|round| round.stages_ms)
+        .collect::<Option<Vec<_>>>()
+        .map(|stages| std::array::from_fn(|stage| median(stages.iter().map(|round| round[stage]).collect())));
+    Figures {
+        frames_per_second: of(|round| round.frames_per_second),
+        p50_ms: of(|round| round.p50_ms),
+        p99_ms: of(|round| round.p99_ms),
+        stages_ms,
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT MET" }
+}
+
+impl Versus {
+    /// Prints the table and the targets; returns them as JSON.
+    pub fn report(&self, idle: usize) -> Value {
+        println!(
+            "side by side with a plain Node server (ws, in-memory replay, a JSON-lines file), 10 sessions x 100 subscribers, median of {ROUNDS} paired rounds"
+        );
+        if let Some(why) = &self.skipped {
+            println!("  (the Node server is skipped: {why})");
+        }
+        println!("{:>9} {:>18} {:>12} {:>10} {:>10}", "delta ms", "server", "frames/s", "p50 ms", "p99 ms");
+        let mut rows = Vec::new();
+        for row in &self.paced {
+            for (name, figures) in [("stream-server", Some(row.ours)), ("plain Node", row.baseline)] {
+                let Some(Figures { frames_per_second, p50_ms, p99_ms, stages_ms }) = figures else { continue };
+                println!("{:>9} {name:>18} {frames_per_second:>12.0} {p50_ms:>10.2} {p99_ms:>10.2}", row.delta_ms);
+                if let Some(stages) = stages_ms {
+                    let breakdown: Vec<String> =
+                        STAGES.iter().zip(stages).map(|(stage, ms)| format!("{stage} {ms:.2}")).collect();
+                    println!("{:>28} mean age (ms) of the probes: {}", "", breakdown.join(", "));
+                }
+                rows.push(json!({
+                    "demo_delta_ms": row.delta_ms,
+                    "server": name,
+                    "frames_per_second": frames_per_second,
+                    "latency_p50_ms": p50_ms,
+                    "latency_p99_ms": p99_ms,
+                    "probe_mean_age_ms": stages_ms.map(|stages| STAGES.iter().copied().zip(stages).collect::<std::collections::BTreeMap<_, _>>()),
+                }));
+            }
+            if let Some(baseline) = row.baseline {
+                let met = row.ours.p50_ms <= baseline.p50_ms;
+                println!(
+                    "target: p50 at a delta every {} ms <= the Node server's: {:.2} vs {:.2} ms {}",
+                    row.delta_ms,
+                    row.ours.p50_ms,
+                    baseline.p50_ms,
+                    verdict(met)
+                );
+            }
+        }
+        let ((before, after, ours), baseline) = (self.idle, self.baseline_idle_bytes);
+        let baseline_text = baseline.map_or(String::new(), |bytes| format!(", the Node server {bytes:.0}"));
+        println!("idle connections: {idle}, server RSS {before} KiB -> {after} KiB");
+        println!(
+            "target: RSS per idle connection at {idle} connections <= 4 KB: {ours:.0} bytes{baseline_text} {}",
+            verdict(ours <= 4096.0)
+        );
+        json!({
+            "rounds": ROUNDS,
+            "paced": rows,
+            "bytes_per_idle_connection": ours,
+            "baseline_bytes_per_idle_connection": baseline,
+        })
+    }
+}
