@@ -17,6 +17,16 @@ fn paced_cases(paced_words: usize) -> [(u64, usize); 2] {
     [(5, paced_words), (20, paced_words / 4)]
 }
 
+/// The p50 range (ms) a plain Node server was first measured at on this
+/// kind of machine, for a delta every 5 and 20 ms: the latency target.
+fn reference_p50_ms(delta_ms: u64) -> Option<(f64, f64)> {
+    match delta_ms {
+        5 => Some((5.0, 9.0)),
+        20 => Some((4.5, 5.6)),
+        _ => None,
+    }
+}
+
 /// Where the baseline server lives.
 pub fn baseline_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline/server.mjs")
@@ -178,6 +188,17 @@ impl Versus {
                     "latency_p99_ms": p99_ms,
                     "probe_mean_age_ms": stages_ms.map(|stages| STAGES.iter().copied().zip(stages).collect::<std::collections::BTreeMap<_, _>>()),
                 }));
+            }
+            if let Some((low, high)) = reference_p50_ms(row.delta_ms) {
+                let verdict = match row.ours.p50_ms {
+                    p50 if p50 <= low => "met",
+                    p50 if p50 <= high => "met within the range",
+                    _ => "NOT MET",
+                };
+                println!(
+                    "target: p50 at a delta every {} ms <= the first measured Node figures, {low}-{high} ms: {:.2} ms {verdict}",
+                    row.delta_ms, row.ours.p50_ms
+                );
             }
             if let Some(baseline) = row.baseline {
                 let met = row.ours.p50_ms <= baseline.p50_ms;

@@ -27,6 +27,7 @@
 //! | [`rest`] | the REST API |
 //! | [`durable`] | the Durable Streams protocol at `/v1/stream/*` |
 //! | [`ai_sdk`] | the AI SDK's `useChat` endpoints at `/v1/ai-sdk/chat` |
+//! | [`drivers`] | the run drivers' own runtime |
 //! | [`metrics`] | Prometheus metrics |
 //! | [`probe`] | the latency probe's ages at each stage of the pipeline |
 //! | [`error`] | REST errors |
@@ -34,6 +35,7 @@
 pub mod access;
 pub mod ai_sdk;
 pub mod config;
+pub mod drivers;
 pub mod durable;
 pub mod error;
 pub mod follow;
@@ -91,6 +93,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Run drivers and connections, awaited at shutdown.
     pub tasks: TaskTracker,
+    /// The runtime the run drivers run on.
+    pub drivers: drivers::Drivers,
     /// Bumped to close every WebSocket at once (the test hook); runs go on.
     pub drop_connections: tokio::sync::watch::Sender<u64>,
     next_connection: AtomicU64,
@@ -110,6 +114,9 @@ pub enum StartError {
     /// The log could not be opened or recovered.
     #[error("cannot open the log: {0}")]
     Store(#[from] store::StoreError),
+    /// The run drivers' thread could not be started.
+    #[error("cannot start the run drivers' thread: {0}")]
+    Drivers(std::io::Error),
     /// Closing interrupted runs failed.
     #[error("cannot close interrupted runs: {0}")]
     Recovery(#[from] AppError),
@@ -163,6 +170,7 @@ impl AppState {
             follower: std::sync::Mutex::new(follower),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            drivers: drivers::Drivers::start().map_err(StartError::Drivers)?,
             drop_connections: tokio::sync::watch::Sender::new(0),
             next_connection: AtomicU64::new(1),
         });

@@ -129,7 +129,7 @@ async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest)
     let run =
         RunContext { run_id: answer.run_id.clone(), provider: provider_name.to_owned(), continuation: None, resumed };
     let driver = drive(Arc::clone(app), session, run, provider_run, abort);
-    app.tasks.spawn(driver);
+    app.tasks.spawn_on(driver, app.drivers.handle());
     Ok(answer)
 }
 
@@ -323,18 +323,9 @@ async fn drive(
                     app.hub.running_notice(session.id(), None);
                     items.push(notice_item(None));
                 }
-                let mut exit = None;
-                for event in events.drain(..) {
-                    match event {
-                        // Nothing after the exit counts but the wish to hear it is stored.
-                        ProviderEvent::Exit { status, exit_code, error } if exit.is_none() => {
-                            exit = Some(Ending::new(status, false, exit_code, error));
-                        }
-                        ProviderEvent::Item(item) if exit.is_none() => items.push(item),
-                        ProviderEvent::Exit { .. } | ProviderEvent::Item(_) => {}
-                        ProviderEvent::Committed(ack) => committed.push(ack),
-                    }
-                }
+                let mut taken = Taken { items, exit: None, committed: &mut committed };
+                events.drain(..).for_each(|event| taken.take(event));
+                let Taken { items, exit, .. } = taken;
                 let stored = run.continuation_write(session.id(), &items);
                 if let Err(ending) = append_items(&app, &session, &run.run_id, &mut translator, items, stored).await {
                     break ending;
@@ -353,6 +344,31 @@ async fn drive(
     let mut producer = session.producer().await;
     if producer.run.as_ref().is_some_and(|active| active.run_id == run.run_id) {
         producer.run = None;
+    }
+}
+
+/// What a driver took from its provider's events at once.
+struct Taken<'a> {
+    items: Vec<AgentItem>,
+    exit: Option<Ending>,
+    /// The batches to answer once their events are stored.
+    committed: &'a mut Vec<Committed>,
+}
+
+impl Taken<'_> {
+    fn take(&mut self, event: ProviderEvent) {
+        match event {
+            // Nothing after the exit counts but the wish to hear it is stored.
+            ProviderEvent::Exit { status, exit_code, error } if self.exit.is_none() => {
+                self.exit = Some(Ending::new(status, false, exit_code, error));
+            }
+            ProviderEvent::Item(item) if self.exit.is_none() => self.items.push(item),
+            ProviderEvent::Exit { .. } | ProviderEvent::Item(_) => {}
+            ProviderEvent::Batch(events, committed) => {
+                events.into_iter().for_each(|event| self.take(event));
+                self.committed.push(committed);
+            }
+        }
     }
 }
 

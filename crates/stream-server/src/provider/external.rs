@@ -148,15 +148,12 @@ impl ExternalRuns {
                 open.ended = Some(("the producer finished it".into(), Instant::now()));
             }
             let (ack, acked) = oneshot::channel();
-            let mut events: Vec<ProviderEvent> = lines.into_iter().map(ProviderEvent::from).collect();
-            events.push(ProviderEvent::Committed(Committed(ack)));
-            (open.events.clone(), (acked, events))
+            let batch = ProviderEvent::Batch(lines.into_iter().map(ProviderEvent::from).collect(), Committed(ack));
+            (open.events.clone(), (acked, batch))
         };
         let (acked, batch) = ack;
-        for event in batch {
-            if events.send(event).await.is_err() {
-                return Err(ExternalError::NotStored);
-            }
+        if events.send(batch).await.is_err() {
+            return Err(ExternalError::NotStored);
         }
         acked.await.map_err(|_| ExternalError::NotStored)?;
         Ok(Accepted { stored: true, epoch: stamp.epoch, seq: stamp.seq })
@@ -219,7 +216,8 @@ impl ExternalProvider {
 
 impl Provider for ExternalProvider {
     fn start(&self, request: RunRequest) -> ProviderRun {
-        let (events, received) = mpsc::channel(MAX_EVENTS_PER_APPEND + 1);
+        // One append in flight (each run's turn lock) and the watchdog's exit.
+        let (events, received) = mpsc::channel(2);
         let cancel = CancellationToken::new();
         {
             let mut runs = self.runs.lock();

@@ -50,12 +50,14 @@ pub enum ProviderEvent {
         /// Why it failed, when it did and no event said so.
         error: Option<String>,
     },
-    /// Answered once every event before it is committed (or, when an `Exit`
-    /// came before it, once the run's end is).
-    Committed(Committed),
+    /// Events taken in together, answered once they are committed (or, when
+    /// one is an `Exit`, once the run's end is): an external producer's
+    /// append. Sent as one, so a driver never takes half of it, nor ends the
+    /// run on its `Exit` with the answer still queued behind it.
+    Batch(Vec<ProviderEvent>, Committed),
 }
 
-/// The answer to a [`ProviderEvent::Committed`]; dropped unanswered when the
+/// The answer to a [`ProviderEvent::Batch`]; dropped unanswered when the
 /// events could not be stored.
 #[derive(Debug)]
 pub struct Committed(pub tokio::sync::oneshot::Sender<()>);
