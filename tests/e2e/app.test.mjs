@@ -600,9 +600,17 @@ test("a Claude Code session shows thinking, shell, diff, read, todo, a failed to
     await page.goto(`${agents.base}/`);
     await picker.locator("option").nth(2).waitFor({ state: "attached" });
     assert.deepEqual(await picker.locator("option").allTextContents(), ["claude-code", "codex", "demo (demo-1)"]);
+    // While it streams, the thinking is open; once done it folds. It is open
+    // for a few lines of the transcript only, which a poll from this process
+    // can miss on a busy machine: the page notes it itself.
+    await page.addInitScript(() => {
+      const note = () => {
+        if (document.querySelector("details.message.reasoning[open]")) window.thinkingWasOpen = true;
+      };
+      new MutationObserver(note).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["open"] });
+    });
     const sessionId = await agentSession(page, agents.base, "claude-code", "Fix add()");
-    // While it streams, the thinking is open; once done it folds.
-    await page.locator("details.message.reasoning[open]").waitFor();
+    await page.waitForFunction(() => window.thinkingWasOpen === true);
     await waitForServerIdle(agents.base, sessionId);
     const snapshot = await expectSameAsServer(page, agents.base, sessionId);
     assert.equal(snapshot.cost_usd, 0.0123);

@@ -269,6 +269,36 @@ impl Provider for ExternalProvider {
 mod tests {
     use super::*;
 
+    /// The driver takes what is queued when it looks: an append sent event
+    /// by event could be split, its `finish` ending the run with its
+    /// answer still queued behind it (a 503 for a stored append).
+    #[tokio::test]
+    async fn an_append_reaches_its_driver_as_one_batch_with_its_answer() {
+        let runs = Arc::new(ExternalRuns::default());
+        let provider = ExternalProvider::new(Arc::clone(&runs), Duration::from_secs(60));
+        let request = RunRequest {
+            session_id: "s".into(),
+            run_id: "run-1".into(),
+            prompt: "hi".into(),
+            continuation: None,
+            history: Vec::new(),
+        };
+        let mut run = provider.start(request);
+        let stamp = ProducerStamp { id: "agent".into(), epoch: 0, seq: 0 };
+        let body =
+            br#"[{"type":"text","content":"a"},{"type":"text","content":"b"},{"type":"finish","status":"complete"}]"#;
+        let append = tokio::spawn(async move { runs.append("s", "run-1", stamp, body).await });
+        let Some(ProviderEvent::Batch(events, answer)) = run.events.recv().await else {
+            panic!("the append came in pieces");
+        };
+        assert!(matches!(
+            events.as_slice(),
+            [ProviderEvent::Item(_), ProviderEvent::Item(_), ProviderEvent::Exit { .. }]
+        ));
+        answer.stored();
+        assert_eq!(append.await.expect("append").expect("stored"), Accepted { stored: true, epoch: 0, seq: 0 });
+    }
+
     #[test]
     fn a_batch_is_events_with_at_most_a_final_finish() {
         let lines = parse_batch(br#"[{"type":"text","content":"hi"},{"type":"finish","status":"complete"}]"#).unwrap();
