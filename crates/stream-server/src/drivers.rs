@@ -1,4 +1,4 @@
-//! The runtime the run drivers run on: one thread of its own, beside the
+//! The runtime the run drivers run on: threads of their own, beside the
 //! shared workers that serve the connections.
 //!
 //! A driver's path is the latency every subscriber sees: it sequences a
@@ -7,32 +7,26 @@
 //! joins the back of the workers' queue. Under fan-out load that queue
 //! holds hundreds of connection tasks, so a driver on the shared workers
 //! waited milliseconds after each commit before it could publish (the probe's
-//! `committed` stage). On its own thread the kernel runs it once its commit
-//! is answered.
+//! `committed` stage). On their own threads, drivers queue only behind each
+//! other; there are as many as cores, so runs at full speed still sequence
+//! in parallel.
 
-use std::thread::JoinHandle;
-
-use tokio::runtime::{Builder, Handle};
-use tokio::sync::oneshot;
+use tokio::runtime::{Builder, Handle, Runtime};
 
 /// The drivers' runtime; it stops when this is dropped.
 pub struct Drivers {
     handle: Handle,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Taken only when dropped.
+    runtime: Option<Runtime>,
 }
 
 impl Drivers {
-    /// Starts the runtime on a thread named `run-drivers`.
+    /// Starts the runtime, one `run-driver` thread per core.
     pub fn start() -> std::io::Result<Self> {
-        let runtime = Builder::new_current_thread().enable_all().build()?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("run-drivers".into()).spawn(move || {
-            // Until the sender is dropped.
-            let _ = runtime.block_on(stopped);
-        })?;
-        Ok(Self { handle, stop: Some(stop), thread: Some(thread) })
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let runtime =
+            Builder::new_multi_thread().worker_threads(threads).thread_name("run-driver").enable_all().build()?;
+        Ok(Self { handle: runtime.handle().clone(), runtime: Some(runtime) })
     }
 
     /// Where drivers are spawned.
@@ -43,13 +37,9 @@ impl Drivers {
 
 impl Drop for Drivers {
     fn drop(&mut self) {
-        drop(self.stop.take());
-        // Joined only outside a runtime: blocking a runtime's thread on
-        // another's shutdown is not allowed (a test may drop the last handle there).
-        if Handle::try_current().is_err()
-            && let Some(thread) = self.thread.take()
-        {
-            let _ = thread.join();
+        // Without waiting: this may run inside another runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
