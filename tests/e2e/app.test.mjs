@@ -332,12 +332,19 @@ async function streamWhileScrolledUp(base, sessionId, prompt, minMessages, name)
   const page = await newPage();
   await openSession(page, base, sessionId);
   await page.waitForFunction(([id, min]) => window.streamClient.snapshot(id).messages.length >= min, [sessionId, minMessages], { timeout: 60_000 });
-  // Read from the middle of the history while the reply streams in.
-  await page.locator(".messages").evaluate((element) => {
-    element.scrollTop = element.scrollHeight / 2;
-    element.dispatchEvent(new Event("scroll"));
-  });
-  await page.getByRole("button", { name: /Jump to latest/ }).waitFor();
+  // Read from the middle of the history while the reply streams in. The
+  // list may not be laid out at its full height yet when the snapshot is in,
+  // and a scroll to the middle of a short list still follows the bottom: the
+  // scroll is made again until the page shows it has left the bottom.
+  const jump = page.getByRole("button", { name: /Jump to latest/ });
+  for (let attempt = 0; !(await jump.isVisible()); attempt += 1) {
+    assert.ok(attempt < 20, "the page never left the bottom of the history");
+    await page.locator(".messages").evaluate((element) => {
+      element.scrollTop = element.scrollHeight / 2;
+      element.dispatchEvent(new Event("scroll"));
+    });
+    await jump.waitFor({ timeout: 1_000 }).catch(() => {});
+  }
   await page.evaluate(() => {
     window.longTasks = [];
     new PerformanceObserver((list) => {
