@@ -618,25 +618,51 @@ fn parse_message<R: ControlRead>(
 }
 
 /// The common batch, read in one pass: an array of sequenced frames, each
-/// read straight into its wide struct. `None` (use the general path, which
-/// splits the array first) when the batch holds a control frame, whose body
-/// needs its own text, or when any element is not even wire-shaped, so that
-/// the error can name it. Each frame's size is counted as an equal share.
+/// read into its wide struct and made a frame as the array is read (no list
+/// of wide structs is built). `None` (use the general path, which splits the
+/// array first) when the batch holds a control frame, whose body needs its
+/// own text, or when any element is not even wire-shaped, so that the error
+/// can name it. Each frame's size is counted as an equal share.
 fn parse_sequenced_batch(text: &str, channel: Option<&str>) -> Option<ParsedMessage> {
-    let wires: Vec<WireFrame<'_>> = serde_json::from_str(text).ok()?;
-    if wires.iter().any(|wire| !SEQUENCED_TYPES.contains(&&*wire.frame_type)) {
-        return None;
-    }
-    let share = text.len() / wires.len().max(1);
-    let mut parsed = ParsedMessage { frames: Vec::with_capacity(wires.len()), errors: Vec::new() };
-    let mut names = SharedNames::default();
-    for (index, wire) in wires.into_iter().enumerate() {
-        match sequenced_from_wire(wire, channel, &mut names) {
-            Ok(frame) => parsed.frames.push(ParsedFrame { frame: ServerFrame::Sequenced(frame), wire_len: share }),
-            Err(kind) => parsed.errors.push(FrameError { index: Some(index), kind }),
-        }
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let mut parsed = serde::Deserializer::deserialize_seq(&mut reader, SequencedBatch { channel }).ok()?;
+    reader.end().ok()?;
+    let share = text.len() / (parsed.frames.len() + parsed.errors.len()).max(1);
+    for frame in &mut parsed.frames {
+        frame.wire_len = share;
     }
     Some(parsed)
+}
+
+/// The visitor of [`parse_sequenced_batch`]: fails at the first element
+/// that is not a sequenced frame.
+struct SequencedBatch<'c> {
+    channel: Option<&'c str>,
+}
+
+impl<'de> serde::de::Visitor<'de> for SequencedBatch<'_> {
+    type Value = ParsedMessage;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an array of sequenced frames")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<ParsedMessage, A::Error> {
+        let mut parsed = ParsedMessage::default();
+        let mut names = SharedNames::default();
+        let mut index = 0;
+        while let Some(wire) = items.next_element::<WireFrame<'de>>()? {
+            if !SEQUENCED_TYPES.contains(&&*wire.frame_type) {
+                return Err(serde::de::Error::custom("not a sequenced frame"));
+            }
+            match sequenced_from_wire(wire, self.channel, &mut names) {
+                Ok(frame) => parsed.frames.push(ParsedFrame { frame: ServerFrame::Sequenced(frame), wire_len: 0 }),
+                Err(kind) => parsed.errors.push(FrameError { index: Some(index), kind }),
+            }
+            index += 1;
+        }
+        Ok(parsed)
+    }
 }
 
 /// The sequenced frame a wide struct of a sequenced type holds.
