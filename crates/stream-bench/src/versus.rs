@@ -1,7 +1,8 @@
 //! Side by side with the plain Node server (`baseline/server.mjs`): the
 //! paced delivery cases (10 sessions × 100 subscribers, a delta every 5 or
 //! 20 ms) in paired rounds, and the memory of idle connections, in one run,
-//! so both servers meet the same machine and the same load generator.
+//! so both servers meet the same machine and the same load generator; and
+//! ours again at the frame rate the Node server delivered at 5 ms (equal load).
 
 use std::path::{Path, PathBuf};
 
@@ -63,9 +64,22 @@ pub struct PacedRow {
     pub baseline: Option<Figures>,
 }
 
+/// Ours again at about the frame rate the Node server delivered in a paced
+/// case: its single thread falls behind the pacing (its timers fire late),
+/// so at the same delta it delivers fewer frames than ours and its latency
+/// is that of a lighter load. This row compares the two at equal load.
+pub struct EqualLoadRow {
+    /// The paced case whose Node figures are matched.
+    pub node_delta_ms: u64,
+    /// The delta that brings our rate to about the Node server's.
+    pub delta_ms: u64,
+    pub ours: Figures,
+}
+
 /// Everything compared.
 pub struct Versus {
     pub paced: Vec<PacedRow>,
+    pub equal_load: Option<EqualLoadRow>,
     /// Our RSS in KiB before and after the idle connections, and the bytes per connection.
     pub idle: (u64, u64, f64),
     /// The baseline's bytes per idle connection.
@@ -92,12 +106,26 @@ pub async fn run(binary: &Path, paced_words: usize, idle: usize) -> Versus {
             baseline: (!baseline.is_empty()).then(|| medians(&baseline)),
         });
     }
+    let equal_load = match paced.first() {
+        Some(&PacedRow { delta_ms: node_delta_ms, ours, baseline: Some(node) }) => {
+            // A frame's period is about proportional to the delta at these rates.
+            let ratio = ours.frames_per_second / node.frames_per_second;
+            let delta_ms = ((node_delta_ms as f64 * ratio).round() as u64).max(node_delta_ms);
+            let args = demo_args(paced_cases(paced_words)[0].1, delta_ms);
+            let mut rounds = Vec::new();
+            for _ in 0..ROUNDS {
+                rounds.push(round(|dir| Deployment::sqlite(binary, dir, &strs(&args)), delta_ms).await);
+            }
+            Some(EqualLoadRow { node_delta_ms, delta_ms, ours: medians(&rounds) })
+        }
+        _ => None,
+    };
     let ours_idle = idle_rss(|dir| Server::spawn(binary, dir, &[]), idle).await;
     let baseline_idle_bytes = match skipped {
         None => Some(idle_rss(|dir| Server::baseline(dir, &[]), idle).await.2),
         Some(_) => None,
     };
-    Versus { paced, idle: ours_idle, baseline_idle_bytes, skipped }
+    Versus { paced, equal_load, idle: ours_idle, baseline_idle_bytes, skipped }
 }
 
 /// One round of a paced case on a fresh deployment.
@@ -156,6 +184,14 @@ fn medians(rounds: &[Figures]) -> Figures {
     }
 }
 
+/// The probes' mean age at each stage, under a row of the table.
+fn print_stages(stages_ms: Option<[f64; 5]>) {
+    if let Some(stages) = stages_ms {
+        let breakdown: Vec<String> = STAGES.iter().zip(stages).map(|(stage, ms)| format!("{stage} {ms:.2}")).collect();
+        println!("{:>28} mean age (ms) of the probes: {}", "", breakdown.join(", "));
+    }
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "NOT MET" }
 }
@@ -175,11 +211,7 @@ impl Versus {
             for (name, figures) in [("stream-server", Some(row.ours)), ("plain Node", row.baseline)] {
                 let Some(Figures { frames_per_second, p50_ms, p99_ms, stages_ms }) = figures else { continue };
                 println!("{:>9} {name:>18} {frames_per_second:>12.0} {p50_ms:>10.2} {p99_ms:>10.2}", row.delta_ms);
-                if let Some(stages) = stages_ms {
-                    let breakdown: Vec<String> =
-                        STAGES.iter().zip(stages).map(|(stage, ms)| format!("{stage} {ms:.2}")).collect();
-                    println!("{:>28} mean age (ms) of the probes: {}", "", breakdown.join(", "));
-                }
+                print_stages(stages_ms);
                 rows.push(json!({
                     "demo_delta_ms": row.delta_ms,
                     "server": name,
@@ -211,6 +243,22 @@ impl Versus {
                 );
             }
         }
+        let equal_load = self.equal_load.as_ref().map(|row| {
+            let node = self.paced.iter().find(|paced| paced.delta_ms == row.node_delta_ms).and_then(|paced| paced.baseline);
+            let (node_rate, node_p50) = node.map_or((f64::NAN, f64::NAN), |node| (node.frames_per_second, node.p50_ms));
+            println!(
+                "at equal load: stream-server at a delta of {} ms delivers {:.0} frames/s (the Node server {node_rate:.0} at {} ms): p50 {:.2} ms against the Node server's {node_p50:.2}, p99 {:.2}",
+                row.delta_ms, row.ours.frames_per_second, row.node_delta_ms, row.ours.p50_ms, row.ours.p99_ms,
+            );
+            print_stages(row.ours.stages_ms);
+            json!({
+                "demo_delta_ms": row.delta_ms,
+                "matches_node_at_delta_ms": row.node_delta_ms,
+                "frames_per_second": row.ours.frames_per_second,
+                "latency_p50_ms": row.ours.p50_ms,
+                "latency_p99_ms": row.ours.p99_ms,
+            })
+        });
         let ((before, after, ours), baseline) = (self.idle, self.baseline_idle_bytes);
         let baseline_text = baseline.map_or(String::new(), |bytes| format!(", the Node server {bytes:.0}"));
         println!("idle connections: {idle}, server RSS {before} KiB -> {after} KiB");
@@ -221,6 +269,7 @@ impl Versus {
         json!({
             "rounds": ROUNDS,
             "paced": rows,
+            "equal_load": equal_load,
             "bytes_per_idle_connection": ours,
             "baseline_bytes_per_idle_connection": baseline,
         })
