@@ -53,7 +53,9 @@ function publish(entry, event) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const probe = () => ({ type: "status", metadata: { probe_us: Math.round((performance.timeOrigin + performance.now()) * 1000) } });
+const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+/** The latency probe: its send time, and when the pacing meant it to go (the end of the pause before it). */
+const probe = (dueUs) => ({ type: "status", metadata: { probe_us: nowUs(), due_us: dueUs } });
 
 /** The demo agent's script for one prompt, as stream-server's demo provider streams it. */
 async function run(entry, prompt) {
@@ -69,11 +71,15 @@ async function run(entry, prompt) {
     ...Array.from({ length: replyWords }, (_, i) => ({ type: "delta", content: `${WORDS[i % WORDS.length]} ` })),
     { type: "usage", tokens_used: replyWords + 12, model: "demo-1" },
   ];
+  let dueUs = nowUs();
   for (const [index, event] of events.entries()) {
-    if (probeEvery > 0 && index % probeEvery === 0) publish(entry, { message_id: messageId, ...probe() });
+    if (probeEvery > 0 && index % probeEvery === 0) publish(entry, { message_id: messageId, ...probe(dueUs) });
     publish(entry, { message_id: messageId, ...event });
     const pause = event.type === "delta" ? deltaMs : event.type === "tool_call" ? deltaMs * TOOL_BEATS : 0;
-    if (pause > 0) await sleep(pause);
+    if (pause > 0) {
+      dueUs = nowUs() + pause * 1000;
+      await sleep(pause);
+    }
   }
   publish(entry, { type: "message_complete", message_id: messageId, status: "complete", finished_at: Date.now() });
   publish(entry, { type: "run_finished", run_id: runId, status: "complete", aborted: false });

@@ -5,7 +5,10 @@
 //!    probed in band: every 50 events the demo sends a `status` frame whose
 //!    metadata carries its send time (`probe_us`), and each subscriber takes
 //!    the time from it to its receipt. That is the whole pipeline (provider,
-//!    sequencer, group commit, fan-out, socket write) and nothing else.
+//!    sequencer, group commit, fan-out, socket write) and nothing else. The
+//!    probe also carries when its pacing meant it to go (`due_us`); the side
+//!    by side reports latency from there too, which counts a server's late
+//!    timers (a backlog before the send) as well.
 //! 2. Memory: server RSS per idle connection at 10,000 idle connections.
 //! 3. Resume: time to catch up a 10,000-frame gap, from the memory ring and
 //!    from SQLite (the server restarted with a tiny ring), and by Durable
@@ -35,7 +38,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use stream_server::local_redis::{Fsync, LocalRedis};
-use stream_server::probe::{probe_times, unix_micros};
+use stream_server::probe::{due_times, probe_times, unix_micros};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use versus::baseline_script;
@@ -272,7 +275,10 @@ struct Delivery {
     subscribers: usize,
     frames: u64,
     seconds: f64,
+    /// From each probe's send time to its receipt, sorted.
     latency_ms: Vec<f64>,
+    /// From the time each probe was due (its pacing's deadline) to its receipt, sorted.
+    due_latency_ms: Vec<f64>,
 }
 
 /// The demo provider's flags for a delivery case.
@@ -292,7 +298,8 @@ fn strs(args: &[String]) -> Vec<&str> {
 async fn delivery(deployment: &Deployment, sessions: usize, subscribers: usize, delta_ms: u64) -> Delivery {
     let server = &deployment.nodes[0];
     let http = reqwest::Client::new();
-    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    // Per probe received: from its send time, and from when it was due.
+    let latencies: Arc<Mutex<(Vec<f64>, Vec<f64>)>> = Arc::default();
     let mut readers = Vec::new();
     for session in 0..sessions {
         for subscriber in 0..subscribers {
@@ -308,9 +315,11 @@ async fn delivery(deployment: &Deployment, sessions: usize, subscribers: usize, 
                 while let Some(text) = next_text(&mut socket).await {
                     frames += count_frames(&text) as u64;
                     let received = unix_micros();
-                    for sent in probe_times(&text) {
-                        let latency_ms = received.saturating_sub(sent) as f64 / 1e3;
-                        latencies.lock().expect("latencies").push(latency_ms);
+                    let age_ms = |at: u64| received.saturating_sub(at) as f64 / 1e3;
+                    if text.contains("\"probe_us\":") {
+                        let (from_sent, from_due) = &mut *latencies.lock().expect("latencies");
+                        from_sent.extend(probe_times(&text).map(age_ms));
+                        from_due.extend(due_times(&text).map(age_ms));
                     }
                     if text.contains("\"run_finished\"") {
                         break;
@@ -329,9 +338,10 @@ async fn delivery(deployment: &Deployment, sessions: usize, subscribers: usize, 
         frames += reader.await.expect("reader");
     }
     let seconds = started.elapsed().as_secs_f64();
-    let mut latency_ms = std::mem::take(&mut *latencies.lock().expect("latencies"));
+    let (mut latency_ms, mut due_latency_ms) = std::mem::take(&mut *latencies.lock().expect("latencies"));
     latency_ms.sort_by(f64::total_cmp);
-    Delivery { delta_ms, sessions, subscribers, frames, seconds, latency_ms }
+    due_latency_ms.sort_by(f64::total_cmp);
+    Delivery { delta_ms, sessions, subscribers, frames, seconds, latency_ms, due_latency_ms }
 }
 
 /// Frames/s delivered to `readers` SSE readers of each of `sessions` sessions.

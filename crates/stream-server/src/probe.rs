@@ -1,6 +1,8 @@
 //! The in-band latency probe, inside the server. With `--demo-probe-every`,
 //! the demo provider stamps a frame now and then with its send time
-//! (`probe_us`, µs since the Unix epoch); each stage of the pipeline then
+//! (`probe_us`, µs since the Unix epoch) and the time its pacing meant it
+//! to go (`due_us`: when the pause before it ends, so a timer that fires
+//! late shows); each stage of the pipeline then
 //! records that frame's age as it passes, into
 //! `stream_probe_age_seconds{stage}`. A benchmark reads where a frame's
 //! time goes from there, beside the age its client measures on receipt.
@@ -84,7 +86,17 @@ pub fn unix_micros() -> u64 {
 
 /// The send times (`probe_us`) of the probes in a frame's or a message's text.
 pub fn probe_times(text: &str) -> impl Iterator<Item = u64> + '_ {
-    text.match_indices("\"probe_us\":").filter_map(|(at, key)| {
+    stamps(text, "\"probe_us\":")
+}
+
+/// The times the probes in a text were due (`due_us`), in order.
+pub fn due_times(text: &str) -> impl Iterator<Item = u64> + '_ {
+    stamps(text, "\"due_us\":")
+}
+
+/// The integers after each `key` (a quoted name and its colon) in `text`.
+fn stamps<'a>(text: &'a str, key: &'static str) -> impl Iterator<Item = u64> + 'a {
+    text.match_indices(key).filter_map(|(at, key)| {
         let digits = &text[at + key.len()..];
         digits[..digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len())].parse().ok()
     })
@@ -99,6 +111,11 @@ mod tests {
         let text = r#"[{"seq":1,"metadata":{"probe_us":17}},{"seq":2},{"metadata":{"probe_us":42},"x":1}]"#;
         assert_eq!(probe_times(text).collect::<Vec<_>>(), [17, 42]);
         assert_eq!(probe_times(r#"{"probe_us":}"#).count(), 0);
+        let text = r#"[{"metadata":{"due_us":15,"probe_us":17}},{"metadata":{"due_us":40,"probe_us":42}}]"#;
+        assert_eq!(
+            (probe_times(text).collect::<Vec<_>>(), due_times(text).collect::<Vec<_>>()),
+            (vec![17, 42], vec![15, 40])
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use stream_core::message::{Outcome, Usage};
 use stream_core::agent::AgentEvent;
 
 use super::{Provider, ProviderEvent, ProviderRun, RunRequest, channel};
+use crate::probe::unix_micros;
 
 /// The model name the demo reports.
 const DEMO_MODEL: &str = "demo-1";
@@ -45,8 +46,9 @@ pub struct DemoConfig {
     /// Words in the reply after the tool call.
     pub reply_words: usize,
     /// Every this many events, a `status` frame whose metadata carries the
-    /// time it was sent (`probe_us`, µs since the Unix epoch): the
-    /// benchmark's in-band probe of publish→receive latency. 0: none.
+    /// time it was sent (`probe_us`, µs since the Unix epoch) and the time
+    /// the pacing meant it to go (`due_us`): the benchmark's in-band probe
+    /// of publish→receive latency. 0: none.
     pub probe_every: usize,
 }
 
@@ -56,10 +58,11 @@ impl Default for DemoConfig {
     }
 }
 
-/// A usage event whose metadata is the time now, for the latency probe.
-fn probe() -> AgentEvent {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    AgentEvent::Usage(Usage { metadata: Some(json!({ "probe_us": now.as_micros() as u64 })), ..Usage::default() })
+/// A usage event whose metadata is the time now and the time it was due,
+/// for the latency probe.
+fn probe(due_us: u64) -> AgentEvent {
+    let metadata = json!({ "probe_us": unix_micros(), "due_us": due_us });
+    AgentEvent::Usage(Usage { metadata: Some(metadata), ..Usage::default() })
 }
 
 /// The demo provider.
@@ -111,11 +114,13 @@ impl Provider for DemoProvider {
         let stop = run.cancel.clone();
         let config = self.config;
         tokio::spawn(async move {
+            // When the next event is meant to go: the end of the pause before it.
+            let mut due_us = unix_micros();
             for (index, event) in script(&request, config.reply_words).into_iter().enumerate() {
                 if config.probe_every > 0 && index % config.probe_every == 0 {
                     tokio::select! {
                         _ = stop.cancelled() => return,
-                        sent = sender.send(probe().into()) => if sent.is_err() { return },
+                        sent = sender.send(probe(due_us).into()) => if sent.is_err() { return },
                     }
                 }
                 // Text comes at the configured pace; the tool "works" for ten
@@ -130,6 +135,7 @@ impl Provider for DemoProvider {
                     sent = sender.send(event.into()) => if sent.is_err() { return },
                 }
                 if !pause.is_zero() {
+                    due_us = unix_micros() + pause.as_micros() as u64;
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(pause) => {}
@@ -168,21 +174,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn probes_carry_their_send_time_every_n_events() {
-        let config = DemoConfig { delta_interval: Duration::ZERO, reply_words: 10, probe_every: 4 };
-        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+    async fn probes_carry_their_send_and_due_times_every_n_events() {
+        let delta = Duration::from_millis(2);
+        let config = DemoConfig { delta_interval: delta, reply_words: 10, probe_every: 4 };
+        let before = unix_micros();
         let mut run = DemoProvider::new(config).start(request());
         let mut probes = Vec::new();
         while let Some(event) = run.events.recv().await {
             if let ProviderEvent::Item(item) = event
                 && let AgentEvent::Usage(Usage { metadata: Some(metadata), .. }) = item.event
             {
-                probes.push(metadata["probe_us"].as_u64().expect("a time"));
+                let time = |key: &str| metadata[key].as_u64().expect("a time");
+                probes.push((time("due_us"), time("probe_us")));
             }
         }
         // The script has 16 events: a probe goes before events 0, 4, 8 and 12.
         assert_eq!(probes.len(), 4);
-        assert!(probes.iter().all(|&at| at >= before) && probes.is_sorted());
+        assert!(probes.iter().all(|&(due, sent)| before <= due && due <= sent) && probes.is_sorted());
+        // Events 4, 8 and 12 follow a pause (a text's or the tool's): each
+        // was due a pause or more after the probe before it was sent.
+        let pause_us = delta.as_micros() as u64;
+        assert!(probes.windows(2).all(|pair| pair[1].0 >= pair[0].1 + pause_us), "{probes:?}");
     }
 
     #[tokio::test]
