@@ -316,10 +316,12 @@ async fn delivery(deployment: &Deployment, sessions: usize, subscribers: usize, 
                     frames += count_frames(&text) as u64;
                     let received = unix_micros();
                     let age_ms = |at: u64| received.saturating_sub(at) as f64 / 1e3;
-                    if text.contains("\"probe_us\":") {
-                        let (from_sent, from_due) = &mut *latencies.lock().expect("latencies");
-                        from_sent.extend(probe_times(&text).map(age_ms));
-                        from_due.extend(due_times(&text).map(age_ms));
+                    // Only a text that holds a probe takes the shared lock.
+                    let mut from_sent = probe_times(&text).map(age_ms).peekable();
+                    if from_sent.peek().is_some() {
+                        let (sent, due) = &mut *latencies.lock().expect("latencies");
+                        sent.extend(from_sent);
+                        due.extend(due_times(&text).map(age_ms));
                     }
                     if text.contains("\"run_finished\"") {
                         break;
