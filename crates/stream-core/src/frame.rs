@@ -169,7 +169,7 @@ pub struct StatusFrame {
     pub message_id: String,
     /// The figures that changed.
     #[serde(flatten)]
-    pub usage: Usage,
+    pub usage: Box<Usage>,
 }
 
 /// Body of `message_complete`.
@@ -183,7 +183,7 @@ pub struct MessageComplete {
     pub finished_at: u64,
     /// Final figures.
     #[serde(flatten)]
-    pub usage: Usage,
+    pub usage: Box<Usage>,
 }
 
 /// Body of `error`.
@@ -651,11 +651,11 @@ impl<'de> serde::de::Visitor<'de> for SequencedBatch<'_> {
         let mut parsed = ParsedMessage::default();
         let mut names = SharedNames::default();
         let mut index = 0;
-        while let Some(wire) = items.next_element::<WireFrame<'de>>()? {
+        while let Some(mut wire) = items.next_element::<WireFrame<'de>>()? {
             if !SEQUENCED_TYPES.contains(&&*wire.frame_type) {
                 return Err(serde::de::Error::custom("not a sequenced frame"));
             }
-            match sequenced_from_wire(wire, self.channel, &mut names) {
+            match sequenced_from_wire(&mut wire, self.channel, &mut names) {
                 Ok(frame) => parsed.frames.push(ParsedFrame { frame: ServerFrame::Sequenced(frame), wire_len: 0 }),
                 Err(kind) => parsed.errors.push(FrameError { index: Some(index), kind }),
             }
@@ -667,7 +667,7 @@ impl<'de> serde::de::Visitor<'de> for SequencedBatch<'_> {
 
 /// The sequenced frame a wide struct of a sequenced type holds.
 fn sequenced_from_wire(
-    mut wire: WireFrame<'_>,
+    wire: &mut WireFrame<'_>,
     channel: Option<&str>,
     names: &mut SharedNames,
 ) -> Result<SequencedFrame, FrameErrorKind> {
@@ -676,7 +676,7 @@ fn sequenced_from_wire(
         // Callers pass sequenced types only; any other would be skipped like a future type.
         None => FrameBody::Unknown(wire.frame_type.to_string()),
     };
-    let (channel, epoch, seq) = envelope(&Envelope::of(&wire), channel, names)?;
+    let (channel, epoch, seq) = envelope(&Envelope::of(wire), channel, names)?;
     Ok(SequencedFrame { channel, epoch, seq, body })
 }
 
@@ -835,12 +835,14 @@ impl WireFrame<'_> {
                 truncated: required!(truncated),
                 error: self.error.take(),
             }),
-            "status" => FrameBody::Status(StatusFrame { message_id: required!(message_id), usage: self.usage() }),
+            "status" => {
+                FrameBody::Status(StatusFrame { message_id: required!(message_id), usage: Box::new(self.usage()) })
+            }
             "message_complete" => FrameBody::MessageComplete(MessageComplete {
                 message_id: required!(message_id),
                 status: required!(status),
                 finished_at: required!(finished_at),
-                usage: self.usage(),
+                usage: Box::new(self.usage()),
             }),
             "error" => FrameBody::Error(ErrorFrame {
                 message_id: self.message_id.take(),
@@ -885,7 +887,7 @@ fn parse_server_frame<R: ControlRead>(
     read_control: &R,
     names: &mut SharedNames,
 ) -> Result<ServerFrame, FrameErrorKind> {
-    let wire: WireFrame<'_> = match serde_json::from_str(text) {
+    let mut wire: WireFrame<'_> = match serde_json::from_str(text) {
         Ok(wire) => wire,
         // A frame of a future type may use a known field name with another
         // type; only its envelope matters.
@@ -898,7 +900,7 @@ fn parse_server_frame<R: ControlRead>(
         }
     };
     if SEQUENCED_TYPES.contains(&&*wire.frame_type) {
-        return sequenced_from_wire(wire, channel, names).map(ServerFrame::Sequenced);
+        return sequenced_from_wire(&mut wire, channel, names).map(ServerFrame::Sequenced);
     }
     let control = match read_control(&wire.frame_type, text) {
         Some(control) => control?,

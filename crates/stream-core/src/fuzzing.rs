@@ -153,17 +153,17 @@ impl BodyPick {
             }),
             Self::Status { message, tokens } => FrameBody::Status(StatusFrame {
                 message_id: message_id(message),
-                usage: Usage {
+                usage: Box::new(Usage {
                     tokens_used: Some(u64::from(tokens)),
                     model: (tokens % 3 == 0).then(|| "model-x".to_owned()),
                     ..Usage::default()
-                },
+                }),
             }),
             Self::MessageComplete { message, outcome: pick } => FrameBody::MessageComplete(MessageComplete {
                 message_id: message_id(message),
                 status: outcome(pick),
                 finished_at: u64::from(pick),
-                usage: Usage::default(),
+                usage: Box::default(),
             }),
             Self::Error { message } => FrameBody::Error(ErrorFrame {
                 message_id: message.map(message_id),

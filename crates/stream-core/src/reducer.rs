@@ -276,7 +276,7 @@ impl SessionState {
             }
             FrameBody::Status(status) => {
                 if let Some(i) = self.slot(&status.message_id, Role::Assistant) {
-                    self.messages[i].usage.merge(status.usage);
+                    self.messages[i].usage.merge(*status.usage);
                     self.figures.take();
                 }
             }
@@ -285,7 +285,7 @@ impl SessionState {
                     let message = &mut self.messages[i];
                     message.status = complete.status.into();
                     message.finished_at = Some(complete.finished_at);
-                    message.usage.merge(complete.usage);
+                    message.usage.merge(*complete.usage);
                     self.figures.take();
                 }
             }
@@ -506,7 +506,7 @@ mod tests {
                 }),
                 FrameBody::Status(StatusFrame {
                     message_id: "b".into(),
-                    usage: Usage { tokens_used: Some(3), ..Usage::default() },
+                    usage: Box::new(Usage { tokens_used: Some(3), ..Usage::default() }),
                 }),
             ],
         );
@@ -520,7 +520,7 @@ mod tests {
         let status = |id: &str, cost: f64, model: &str| {
             FrameBody::Status(StatusFrame {
                 message_id: id.into(),
-                usage: Usage { cost_usd: Some(cost), model: Some(model.into()), ..Usage::default() },
+                usage: Box::new(Usage { cost_usd: Some(cost), model: Some(model.into()), ..Usage::default() }),
             })
         };
         let mut state = SessionState::new();
@@ -591,7 +591,7 @@ mod tests {
                     message_id: "a".into(),
                     status: Outcome::Complete,
                     finished_at: 9,
-                    usage: Usage::default(),
+                    usage: Box::default(),
                 }),
                 run_finished(Outcome::Failed, false),
             ],

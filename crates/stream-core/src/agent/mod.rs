@@ -188,7 +188,7 @@ impl Translator {
                 let message_id = self.open(&parent, Role::Reasoning, now_ms, bodies);
                 let metadata = json!({ "reasoning": if redacted { "redacted" } else { "hidden" } });
                 let usage = Usage { metadata: Some(metadata), ..Usage::default() };
-                bodies.push(FrameBody::Status(StatusFrame { message_id, usage }));
+                bodies.push(FrameBody::Status(StatusFrame { message_id, usage: usage.into() }));
             }
             AgentEvent::ToolPreparing { id, name } => {
                 self.close(&parent, Role::Reasoning, Outcome::Complete, now_ms, bodies);
@@ -233,9 +233,9 @@ impl Translator {
                 let thinking = self.scopes.get(&parent).and_then(|scope| scope.thinking_of_last.clone());
                 if let (Some(thinking), Some(tokens)) = (thinking, usage.reasoning_tokens) {
                     let usage = Usage { reasoning_tokens: Some(tokens), ..Usage::default() };
-                    bodies.push(FrameBody::Status(StatusFrame { message_id: thinking, usage }));
+                    bodies.push(FrameBody::Status(StatusFrame { message_id: thinking, usage: usage.into() }));
                 }
-                bodies.push(FrameBody::Status(StatusFrame { message_id, usage }));
+                bodies.push(FrameBody::Status(StatusFrame { message_id, usage: usage.into() }));
             }
             AgentEvent::Error { error } => {
                 let message_id = self.scopes.get(&parent).and_then(|scope| scope.assistant.clone());
@@ -298,7 +298,7 @@ impl Translator {
                 message_id,
                 status,
                 finished_at: now_ms,
-                usage: Usage::default(),
+                usage: Box::default(),
             }));
         }
     }
