@@ -199,6 +199,17 @@ impl Server {
             .and_then(|value| value.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     }
+
+    /// CPU seconds (user and system, every thread) the process has used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the command name (in parentheses, may hold spaces) come the
+        // fields from the state on: utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        let ticks: u64 = fields.get(11..13).map_or(0, |times| times.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
+        // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+        ticks as f64 / 100.0
+    }
 }
 
 impl Drop for Server {
@@ -279,6 +290,8 @@ struct Delivery {
     latency_ms: Vec<f64>,
     /// From the time each probe was due (its pacing's deadline) to its receipt, sorted.
     due_latency_ms: Vec<f64>,
+    /// CPU seconds the deployment's servers used while it delivered.
+    server_cpu_seconds: f64,
 }
 
 /// The demo provider's flags for a delivery case.
@@ -331,6 +344,8 @@ async fn delivery(deployment: &Deployment, sessions: usize, subscribers: usize, 
             }));
         }
     }
+    let cpu_used = || deployment.nodes.iter().map(Server::cpu_seconds).sum::<f64>();
+    let cpu_before = cpu_used();
     let started = Instant::now();
     for session in 0..sessions {
         post_send(&http, server, &format!("load{session}"), "c1").await;
@@ -340,10 +355,11 @@ async fn delivery(deployment: &Deployment, sessions: usize, subscribers: usize, 
         frames += reader.await.expect("reader");
     }
     let seconds = started.elapsed().as_secs_f64();
+    let server_cpu_seconds = cpu_used() - cpu_before;
     let (mut latency_ms, mut due_latency_ms) = std::mem::take(&mut *latencies.lock().expect("latencies"));
     latency_ms.sort_by(f64::total_cmp);
     due_latency_ms.sort_by(f64::total_cmp);
-    Delivery { delta_ms, sessions, subscribers, frames, seconds, latency_ms, due_latency_ms }
+    Delivery { delta_ms, sessions, subscribers, frames, seconds, latency_ms, due_latency_ms, server_cpu_seconds }
 }
 
 /// Frames/s delivered to `readers` SSE readers of each of `sessions` sessions.

@@ -59,6 +59,9 @@ pub struct Figures {
     /// p50 and p99 from when each probe was due.
     pub due_p50_ms: f64,
     pub due_p99_ms: f64,
+    /// The server's CPU time (all its threads) per frame delivered, in µs:
+    /// what a frame costs, apart from when it is written.
+    pub cpu_us_per_frame: f64,
     /// The probe frames' mean age at each of [`STAGES`], in ms (stream-server only).
     pub stages_ms: Option<[f64; 5]>,
 }
@@ -152,6 +155,7 @@ async fn round(deploy: impl FnOnce(&Path) -> Deployment, delta_ms: u64) -> Figur
         p99_ms: percentile(&case.latency_ms, 0.99),
         due_p50_ms: percentile(&case.due_latency_ms, 0.5),
         due_p99_ms: percentile(&case.due_latency_ms, 0.99),
+        cpu_us_per_frame: case.server_cpu_seconds / case.frames as f64 * 1e6,
         stages_ms,
     }
 }
@@ -190,6 +194,7 @@ fn medians(rounds: &[Figures]) -> Figures {
         p99_ms: of(|round| round.p99_ms),
         due_p50_ms: of(|round| round.due_p50_ms),
         due_p99_ms: of(|round| round.due_p99_ms),
+        cpu_us_per_frame: of(|round| round.cpu_us_per_frame),
         stages_ms,
     }
 }
@@ -216,18 +221,26 @@ impl Versus {
             println!("  (the Node server is skipped: {why})");
         }
         println!(
-            "{:>9} {:>18} {:>12} {:>10} {:>10} {:>14} {:>14}",
-            "delta ms", "server", "frames/s", "p50 ms", "p99 ms", "due->p50 ms", "due->p99 ms"
+            "{:>9} {:>18} {:>12} {:>10} {:>10} {:>14} {:>14} {:>15}",
+            "delta ms", "server", "frames/s", "p50 ms", "p99 ms", "due->p50 ms", "due->p99 ms", "cpu us/frame"
         );
         let mut rows = Vec::new();
         for row in &self.paced {
             for (name, figures) in [("stream-server", Some(row.ours)), ("plain Node", row.baseline)] {
-                let Some(Figures { frames_per_second, p50_ms, p99_ms, due_p50_ms, due_p99_ms, stages_ms }) = figures
+                let Some(Figures {
+                    frames_per_second,
+                    p50_ms,
+                    p99_ms,
+                    due_p50_ms,
+                    due_p99_ms,
+                    cpu_us_per_frame,
+                    stages_ms,
+                }) = figures
                 else {
                     continue;
                 };
                 println!(
-                    "{:>9} {name:>18} {frames_per_second:>12.0} {p50_ms:>10.2} {p99_ms:>10.2} {due_p50_ms:>14.2} {due_p99_ms:>14.2}",
+                    "{:>9} {name:>18} {frames_per_second:>12.0} {p50_ms:>10.2} {p99_ms:>10.2} {due_p50_ms:>14.2} {due_p99_ms:>14.2} {cpu_us_per_frame:>15.1}",
                     row.delta_ms
                 );
                 print_stages(stages_ms);
@@ -239,6 +252,7 @@ impl Versus {
                     "latency_p99_ms": p99_ms,
                     "latency_from_due_p50_ms": due_p50_ms,
                     "latency_from_due_p99_ms": due_p99_ms,
+                    "server_cpu_us_per_frame": cpu_us_per_frame,
                     "probe_mean_age_ms": stages_ms.map(|stages| STAGES.iter().copied().zip(stages).collect::<std::collections::BTreeMap<_, _>>()),
                 }));
             }
@@ -277,8 +291,14 @@ impl Versus {
             let (node_rate, node_p50, node_due_p50) = node
                 .map_or((f64::NAN, f64::NAN, f64::NAN), |node| (node.frames_per_second, node.p50_ms, node.due_p50_ms));
             println!(
-                "at equal load: stream-server at a delta of {} ms delivers {:.0} frames/s (the Node server {node_rate:.0} at {} ms): p50 {:.2} ms against the Node server's {node_p50:.2}, p99 {:.2}; from when due, p50 {:.2} against {node_due_p50:.2}",
-                row.delta_ms, row.ours.frames_per_second, row.node_delta_ms, row.ours.p50_ms, row.ours.p99_ms, row.ours.due_p50_ms,
+                "at equal load: stream-server at a delta of {} ms delivers {:.0} frames/s (the Node server {node_rate:.0} at {} ms): p50 {:.2} ms against the Node server's {node_p50:.2}, p99 {:.2}; from when due, p50 {:.2} against {node_due_p50:.2}; {:.1} us of CPU per frame",
+                row.delta_ms,
+                row.ours.frames_per_second,
+                row.node_delta_ms,
+                row.ours.p50_ms,
+                row.ours.p99_ms,
+                row.ours.due_p50_ms,
+                row.ours.cpu_us_per_frame,
             );
             print_stages(row.ours.stages_ms);
             json!({
@@ -288,6 +308,7 @@ impl Versus {
                 "latency_p50_ms": row.ours.p50_ms,
                 "latency_p99_ms": row.ours.p99_ms,
                 "latency_from_due_p50_ms": row.ours.due_p50_ms,
+                "server_cpu_us_per_frame": row.ours.cpu_us_per_frame,
             })
         });
         let ((before, after, ours), baseline) = (self.idle, self.baseline_idle_bytes);
