@@ -64,6 +64,9 @@ pub struct Figures {
     pub cpu_us_per_frame: f64,
     /// The probe frames' mean age at each of [`STAGES`], in ms (stream-server only).
     pub stages_ms: Option<[f64; 5]>,
+    /// The mean time of one group commit's SQLite transaction, in ms (stream-server only):
+    /// the part of the committed stage that is the log's work, not waiting.
+    pub commit_ms: Option<f64>,
 }
 
 /// One paced case on both servers.
@@ -143,10 +146,11 @@ async fn round(deploy: impl FnOnce(&Path) -> Deployment, delta_ms: u64) -> Figur
     let deployment = deploy(&dir);
     let case = crate::delivery(&deployment, 10, 100, delta_ms).await;
     let received_ms = case.latency_ms.iter().sum::<f64>() / case.latency_ms.len() as f64;
-    let stages_ms = match deployment.baseline {
+    let pipeline = match deployment.baseline {
         true => None,
-        false => stage_means_ms(&deployment.nodes[0]).await.map(|[a, b, c, d]| [a, b, c, d, received_ms]),
+        false => pipeline_means_ms(&deployment.nodes[0]).await,
     };
+    let stages_ms = pipeline.map(|([a, b, c, d], _)| [a, b, c, d, received_ms]);
     drop(deployment);
     let _ = std::fs::remove_dir_all(dir);
     Figures {
@@ -157,21 +161,25 @@ async fn round(deploy: impl FnOnce(&Path) -> Deployment, delta_ms: u64) -> Figur
         due_p99_ms: percentile(&case.due_latency_ms, 0.99),
         cpu_us_per_frame: case.server_cpu_seconds / case.frames as f64 * 1e6,
         stages_ms,
+        commit_ms: pipeline.map(|(_, commit_ms)| commit_ms),
     }
 }
 
-/// The server's mean probe age at each stage but the last, from `/metrics`.
-async fn stage_means_ms(server: &Server) -> Option<[f64; 4]> {
+/// The server's mean probe age at each stage but the last, and the mean
+/// group commit's duration, from `/metrics`.
+async fn pipeline_means_ms(server: &Server) -> Option<([f64; 4], f64)> {
     let text = reqwest::get(server.url("/metrics")).await.ok()?.text().await.ok()?;
-    let value = |name: &str, stage: &str| {
-        let prefix = format!("stream_probe_age_seconds_{name}{{stage=\"{stage}\"}} ");
-        text.lines().find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok())
+    let value =
+        |series: &str| text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok());
+    // A histogram's series: `{name}_sum{labels} value` and `{name}_count{labels} value`.
+    let mean_ms = |name: &str, labels: &str| {
+        Some(value(&format!("{name}_sum{labels}"))? / value(&format!("{name}_count{labels}"))? * 1e3)
     };
     let mut means = [0.0; 4];
     for (mean, stage) in means.iter_mut().zip(STAGES) {
-        *mean = value("sum", stage)? / value("count", stage)? * 1e3;
+        *mean = mean_ms("stream_probe_age_seconds", &format!("{{stage=\"{stage}\"}}"))?;
     }
-    Some(means)
+    Some((means, mean_ms("stream_commit_seconds", "")?))
 }
 
 async fn idle_rss(start: impl FnOnce(&Path) -> Server, connections: usize) -> (u64, u64, f64) {
@@ -196,14 +204,19 @@ fn medians(rounds: &[Figures]) -> Figures {
         due_p99_ms: of(|round| round.due_p99_ms),
         cpu_us_per_frame: of(|round| round.cpu_us_per_frame),
         stages_ms,
+        commit_ms: rounds.iter().map(|round| round.commit_ms).collect::<Option<Vec<_>>>().map(median),
     }
 }
 
-/// The probes' mean age at each stage, under a row of the table.
-fn print_stages(stages_ms: Option<[f64; 5]>) {
-    if let Some(stages) = stages_ms {
+/// The probes' mean age at each stage, and a commit's share, under a row of the table.
+fn print_stages(figures: &Figures) {
+    if let (Some(stages), Some(commit_ms)) = (figures.stages_ms, figures.commit_ms) {
         let breakdown: Vec<String> = STAGES.iter().zip(stages).map(|(stage, ms)| format!("{stage} {ms:.2}")).collect();
-        println!("{:>28} mean age (ms) of the probes: {}", "", breakdown.join(", "));
+        println!(
+            "{:>28} mean age (ms) of the probes: {}; a group commit's transaction takes {commit_ms:.2}",
+            "",
+            breakdown.join(", ")
+        );
     }
 }
 
@@ -227,7 +240,8 @@ impl Versus {
         let mut rows = Vec::new();
         for row in &self.paced {
             for (name, figures) in [("stream-server", Some(row.ours)), ("plain Node", row.baseline)] {
-                let Some(Figures {
+                let Some(figures) = figures else { continue };
+                let Figures {
                     frames_per_second,
                     p50_ms,
                     p99_ms,
@@ -235,15 +249,13 @@ impl Versus {
                     due_p99_ms,
                     cpu_us_per_frame,
                     stages_ms,
-                }) = figures
-                else {
-                    continue;
-                };
+                    commit_ms,
+                } = figures;
                 println!(
                     "{:>9} {name:>18} {frames_per_second:>12.0} {p50_ms:>10.2} {p99_ms:>10.2} {due_p50_ms:>14.2} {due_p99_ms:>14.2} {cpu_us_per_frame:>15.1}",
                     row.delta_ms
                 );
-                print_stages(stages_ms);
+                print_stages(&figures);
                 rows.push(json!({
                     "demo_delta_ms": row.delta_ms,
                     "server": name,
@@ -254,6 +266,7 @@ impl Versus {
                     "latency_from_due_p99_ms": due_p99_ms,
                     "server_cpu_us_per_frame": cpu_us_per_frame,
                     "probe_mean_age_ms": stages_ms.map(|stages| STAGES.iter().copied().zip(stages).collect::<std::collections::BTreeMap<_, _>>()),
+                    "commit_mean_ms": commit_ms,
                 }));
             }
             if let Some((low, high)) = reference_p50_ms(row.delta_ms) {
@@ -300,7 +313,7 @@ impl Versus {
                 row.ours.due_p50_ms,
                 row.ours.cpu_us_per_frame,
             );
-            print_stages(row.ours.stages_ms);
+            print_stages(&row.ours);
             json!({
                 "demo_delta_ms": row.delta_ms,
                 "matches_node_at_delta_ms": row.node_delta_ms,
