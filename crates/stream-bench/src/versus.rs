@@ -62,11 +62,18 @@ pub struct Figures {
     /// The server's CPU time (all its threads) per frame delivered, in µs:
     /// what a frame costs, apart from when it is written.
     pub cpu_us_per_frame: f64,
-    /// The probe frames' mean age at each of [`STAGES`], in ms (stream-server only).
-    pub stages_ms: Option<[f64; 5]>,
-    /// The mean time of one group commit's SQLite transaction, in ms (stream-server only):
-    /// the part of the committed stage that is the log's work, not waiting.
-    pub commit_ms: Option<f64>,
+    /// Where a frame's time goes (stream-server only).
+    pub pipeline: Option<Pipeline>,
+}
+
+/// Where a frame's time goes in stream-server, from its `/metrics`.
+#[derive(Clone, Copy)]
+pub struct Pipeline {
+    /// The probe frames' mean age at each of [`STAGES`], in ms.
+    pub stages_ms: [f64; 5],
+    /// The mean time of one group commit's SQLite transaction, in ms: the
+    /// part of the committed stage that is the log's work, not waiting.
+    pub commit_ms: f64,
 }
 
 /// One paced case on both servers.
@@ -148,9 +155,8 @@ async fn round(deploy: impl FnOnce(&Path) -> Deployment, delta_ms: u64) -> Figur
     let received_ms = case.latency_ms.iter().sum::<f64>() / case.latency_ms.len() as f64;
     let pipeline = match deployment.baseline {
         true => None,
-        false => pipeline_means_ms(&deployment.nodes[0]).await,
+        false => pipeline(&deployment.nodes[0], received_ms).await,
     };
-    let stages_ms = pipeline.map(|([a, b, c, d], _)| [a, b, c, d, received_ms]);
     drop(deployment);
     let _ = std::fs::remove_dir_all(dir);
     Figures {
@@ -160,14 +166,13 @@ async fn round(deploy: impl FnOnce(&Path) -> Deployment, delta_ms: u64) -> Figur
         due_p50_ms: percentile(&case.due_latency_ms, 0.5),
         due_p99_ms: percentile(&case.due_latency_ms, 0.99),
         cpu_us_per_frame: case.server_cpu_seconds / case.frames as f64 * 1e6,
-        stages_ms,
-        commit_ms: pipeline.map(|(_, commit_ms)| commit_ms),
+        pipeline,
     }
 }
 
-/// The server's mean probe age at each stage but the last, and the mean
-/// group commit's duration, from `/metrics`.
-async fn pipeline_means_ms(server: &Server) -> Option<([f64; 4], f64)> {
+/// The server's mean probe age at each stage but the last (the client's
+/// `received_ms` is the last), and the mean group commit's duration.
+async fn pipeline(server: &Server, received_ms: f64) -> Option<Pipeline> {
     let text = reqwest::get(server.url("/metrics")).await.ok()?.text().await.ok()?;
     let value =
         |series: &str| text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok());
@@ -175,11 +180,11 @@ async fn pipeline_means_ms(server: &Server) -> Option<([f64; 4], f64)> {
     let mean_ms = |name: &str, labels: &str| {
         Some(value(&format!("{name}_sum{labels}"))? / value(&format!("{name}_count{labels}"))? * 1e3)
     };
-    let mut means = [0.0; 4];
-    for (mean, stage) in means.iter_mut().zip(STAGES) {
+    let mut stages_ms = [received_ms; 5];
+    for (mean, stage) in stages_ms.iter_mut().zip(&STAGES[..4]) {
         *mean = mean_ms("stream_probe_age_seconds", &format!("{{stage=\"{stage}\"}}"))?;
     }
-    Some((means, mean_ms("stream_commit_seconds", "")?))
+    Some(Pipeline { stages_ms, commit_ms: mean_ms("stream_commit_seconds", "")? })
 }
 
 async fn idle_rss(start: impl FnOnce(&Path) -> Server, connections: usize) -> (u64, u64, f64) {
@@ -191,11 +196,10 @@ async fn idle_rss(start: impl FnOnce(&Path) -> Server, connections: usize) -> (u
 
 fn medians(rounds: &[Figures]) -> Figures {
     let of = |figure: fn(&Figures) -> f64| median(rounds.iter().map(figure).collect());
-    let stages_ms = rounds
-        .iter()
-        .map(|round| round.stages_ms)
-        .collect::<Option<Vec<_>>>()
-        .map(|stages| std::array::from_fn(|stage| median(stages.iter().map(|round| round[stage]).collect())));
+    let pipeline = rounds.iter().map(|round| round.pipeline).collect::<Option<Vec<_>>>().map(|pipelines| Pipeline {
+        stages_ms: std::array::from_fn(|stage| median(pipelines.iter().map(|round| round.stages_ms[stage]).collect())),
+        commit_ms: median(pipelines.iter().map(|round| round.commit_ms).collect()),
+    });
     Figures {
         frames_per_second: of(|round| round.frames_per_second),
         p50_ms: of(|round| round.p50_ms),
@@ -203,15 +207,15 @@ fn medians(rounds: &[Figures]) -> Figures {
         due_p50_ms: of(|round| round.due_p50_ms),
         due_p99_ms: of(|round| round.due_p99_ms),
         cpu_us_per_frame: of(|round| round.cpu_us_per_frame),
-        stages_ms,
-        commit_ms: rounds.iter().map(|round| round.commit_ms).collect::<Option<Vec<_>>>().map(median),
+        pipeline,
     }
 }
 
 /// The probes' mean age at each stage, and a commit's share, under a row of the table.
 fn print_stages(figures: &Figures) {
-    if let (Some(stages), Some(commit_ms)) = (figures.stages_ms, figures.commit_ms) {
-        let breakdown: Vec<String> = STAGES.iter().zip(stages).map(|(stage, ms)| format!("{stage} {ms:.2}")).collect();
+    if let Some(Pipeline { stages_ms, commit_ms }) = figures.pipeline {
+        let breakdown: Vec<String> =
+            STAGES.iter().zip(stages_ms).map(|(stage, ms)| format!("{stage} {ms:.2}")).collect();
         println!(
             "{:>28} mean age (ms) of the probes: {}; a group commit's transaction takes {commit_ms:.2}",
             "",
@@ -241,16 +245,8 @@ impl Versus {
         for row in &self.paced {
             for (name, figures) in [("stream-server", Some(row.ours)), ("plain Node", row.baseline)] {
                 let Some(figures) = figures else { continue };
-                let Figures {
-                    frames_per_second,
-                    p50_ms,
-                    p99_ms,
-                    due_p50_ms,
-                    due_p99_ms,
-                    cpu_us_per_frame,
-                    stages_ms,
-                    commit_ms,
-                } = figures;
+                let Figures { frames_per_second, p50_ms, p99_ms, due_p50_ms, due_p99_ms, cpu_us_per_frame, pipeline } =
+                    figures;
                 println!(
                     "{:>9} {name:>18} {frames_per_second:>12.0} {p50_ms:>10.2} {p99_ms:>10.2} {due_p50_ms:>14.2} {due_p99_ms:>14.2} {cpu_us_per_frame:>15.1}",
                     row.delta_ms
@@ -265,8 +261,8 @@ impl Versus {
                     "latency_from_due_p50_ms": due_p50_ms,
                     "latency_from_due_p99_ms": due_p99_ms,
                     "server_cpu_us_per_frame": cpu_us_per_frame,
-                    "probe_mean_age_ms": stages_ms.map(|stages| STAGES.iter().copied().zip(stages).collect::<std::collections::BTreeMap<_, _>>()),
-                    "commit_mean_ms": commit_ms,
+                    "probe_mean_age_ms": pipeline.map(|pipeline| STAGES.iter().copied().zip(pipeline.stages_ms).collect::<std::collections::BTreeMap<_, _>>()),
+                    "commit_mean_ms": pipeline.map(|pipeline| pipeline.commit_ms),
                 }));
             }
             if let Some((low, high)) = reference_p50_ms(row.delta_ms) {
