@@ -1,13 +1,16 @@
 //! The embedded default log: SQLite in WAL mode, in the server's data
 //! directory.
 //!
-//! All writes go through one writer thread that commits whatever has queued
-//! up as one transaction (group commit), so durability does not cap
-//! throughput: under load many appends share one commit. Each request gets a
-//! savepoint of its own, so a bad one fails alone. Reads use their own
-//! connection, which WAL lets run beside the writer.
+//! Writes queue for one writer thread that commits whatever has queued up
+//! as one transaction (group commit), so durability does not cap
+//! throughput: under load many appends share one commit. A light write that
+//! finds the writer idle and nothing queued commits at once on its caller's
+//! thread instead, so a lone frame does not wait for two thread hand-offs.
+//! Each request gets a savepoint of its own, so a bad one fails alone. Reads
+//! use their own connection, which WAL lets run beside the writer.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -31,7 +34,26 @@ impl Ops {
             Self::Stream(_) => 1,
         }
     }
+
+    /// Whether these commit quickly enough to hold up an async caller's
+    /// thread (a few frames: ~0.1-0.2 ms, less than the hand-offs to the
+    /// writer thread and back). Compactions, deletions and stream changes
+    /// rewrite or insert without such a bound, so they always queue.
+    fn is_light(&self) -> bool {
+        let Self::Sessions(ops) = self else { return false };
+        ops.iter().all(|op| match op {
+            WriteOp::Append { frames, .. } => {
+                frames.len() <= LIGHT_FRAMES && frames.iter().map(|(_, body)| body.len()).sum::<usize>() <= LIGHT_BYTES
+            }
+            WriteOp::Compact { .. } | WriteOp::DeleteSession { .. } => false,
+            _ => true,
+        })
+    }
 }
+
+/// Most frames, and most bytes of them, an append may have to be light.
+const LIGHT_FRAMES: usize = 32;
+const LIGHT_BYTES: usize = 64 * 1024;
 
 struct WriteRequest {
     ops: Ops,
@@ -42,7 +64,18 @@ struct WriteRequest {
 #[derive(Clone)]
 pub(super) struct Sqlite {
     writer: mpsc::UnboundedSender<WriteRequest>,
+    committer: Arc<Committer>,
     reader: Arc<Mutex<Connection>>,
+}
+
+/// The write connection, held by whoever commits: the writer thread, or a
+/// caller that found it idle.
+struct Committer {
+    connection: Mutex<Connection>,
+    /// Requests sent to the writer thread and not yet committed. A caller
+    /// commits on its own thread only when none are, so it never overtakes them.
+    queued: AtomicUsize,
+    on_commit: CommitObserver,
 }
 
 const SCHEMA: &str = "
@@ -127,18 +160,30 @@ impl Sqlite {
         }
         let reader = Connection::open(path)?;
         reader.pragma_update(None, "query_only", true)?;
+        let committer =
+            Arc::new(Committer { connection: Mutex::new(writer_connection), queued: AtomicUsize::new(0), on_commit });
         let (writer, requests) = mpsc::unbounded_channel();
+        let thread_committer = Arc::clone(&committer);
         std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || write_loop(writer_connection, requests, on_commit))
+            .name(WRITER_THREAD.into())
+            .spawn(move || write_loop(&thread_committer, requests))
             .map_err(|_| StoreError::WriterGone)?;
-        Ok(Self { writer, reader: Arc::new(Mutex::new(reader)) })
+        Ok(Self { writer, committer, reader: Arc::new(Mutex::new(reader)) })
     }
 
     /// Commits the writes (with whatever else is queued); returns once durable.
     pub(super) async fn write(&self, ops: Ops) -> Result<(), StoreError> {
+        if ops.is_light()
+            && let Some(result) = self.committer.commit_if_idle(&ops)
+        {
+            return result;
+        }
         let (done, committed) = oneshot::channel();
-        self.writer.send(WriteRequest { ops, done }).map_err(|_| StoreError::WriterGone)?;
+        self.committer.queued.fetch_add(1, Ordering::AcqRel);
+        if self.writer.send(WriteRequest { ops, done }).is_err() {
+            self.committer.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::WriterGone);
+        }
         committed.await.unwrap_or(Err(StoreError::WriterGone))
     }
 
@@ -321,15 +366,45 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     })
 }
 
+/// The writer thread's name.
+const WRITER_THREAD: &str = "log-writer";
+
+impl Committer {
+    /// Commits `ops` alone on this thread, unless another commit is under
+    /// way or requests wait for the writer thread (`None`: queue them).
+    fn commit_if_idle(&self, ops: &Ops) -> Option<Result<(), StoreError>> {
+        let mut connection = self.connection.try_lock().ok()?;
+        if self.queued.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        self.commit(&mut connection, std::iter::once(ops)).pop()
+    }
+
+    /// Commits `batch` in one transaction: one answer per request.
+    fn commit<'a>(
+        &self,
+        connection: &mut Connection,
+        batch: impl ExactSizeIterator<Item = &'a Ops> + Clone,
+    ) -> Vec<Result<(), StoreError>> {
+        let started = Instant::now();
+        let results = match transact(connection, batch.clone()) {
+            Ok(results) => results,
+            Err(error) => batch.clone().map(|_| Err(StoreError::Commit(error.to_string()))).collect(),
+        };
+        (self.on_commit)(batch.map(Ops::len).sum(), started.elapsed().as_secs_f64());
+        for error in results.iter().filter_map(|result| result.as_ref().err()) {
+            tracing::error!(%error, "commit failed");
+        }
+        results
+    }
+}
+
 /// The writer thread: takes every request queued, commits them together,
 /// answers each.
-fn write_loop(
-    mut connection: Connection,
-    mut requests: mpsc::UnboundedReceiver<WriteRequest>,
-    on_commit: CommitObserver,
-) {
+fn write_loop(committer: &Committer, mut requests: mpsc::UnboundedReceiver<WriteRequest>) {
     let mut batch = Vec::new();
     while let Some(first) = requests.blocking_recv() {
+        let mut connection = committer.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut ops = first.ops.len();
         batch.push(first);
         while ops < MAX_OPS_PER_COMMIT {
@@ -341,28 +416,25 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
-        let results = match commit(&mut connection, &batch) {
-            Ok(results) => results,
-            Err(error) => batch.iter().map(|_| Err(StoreError::Commit(error.to_string()))).collect(),
-        };
-        on_commit(ops, started.elapsed().as_secs_f64());
+        let results = committer.commit(&mut connection, batch.iter().map(|request| &request.ops));
+        committer.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        drop(connection);
         for (request, result) in batch.drain(..).zip(results) {
-            if let Err(error) = &result {
-                tracing::error!(%error, "commit failed");
-            }
             let _ = request.done.send(result);
         }
     }
 }
 
 /// Commits a batch in one transaction, each request in its own savepoint.
-fn commit(connection: &mut Connection, batch: &[WriteRequest]) -> rusqlite::Result<Vec<Result<(), StoreError>>> {
+fn transact<'a>(
+    connection: &mut Connection,
+    batch: impl ExactSizeIterator<Item = &'a Ops>,
+) -> rusqlite::Result<Vec<Result<(), StoreError>>> {
     let mut transaction = connection.transaction()?;
     let mut results = Vec::with_capacity(batch.len());
-    for request in batch {
+    for ops in batch {
         let savepoint = transaction.savepoint()?;
-        let applied = match &request.ops {
+        let applied = match ops {
             Ops::Sessions(ops) => apply(&savepoint, ops),
             Ops::Stream(op) => streams::apply(&savepoint, op).map_err(StoreError::from),
         };

@@ -109,6 +109,59 @@ async fn a_log_from_before_the_provider_column_and_run_starts_gains_them_and_kee
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A SQLite log whose observer records the name of each committing thread.
+async fn sqlite_watching_committers(dir: &std::path::Path) -> (Store, Arc<std::sync::Mutex<Vec<Option<String>>>>) {
+    let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&threads);
+    let observer: CommitObserver =
+        Arc::new(move |_, _| seen.lock().unwrap().push(std::thread::current().name().map(str::to_owned)));
+    (Store::open(&dir.join("log.db"), None, observer).await.unwrap(), threads)
+}
+
+#[tokio::test]
+async fn a_lone_light_write_commits_on_its_callers_thread_and_a_heavy_one_on_the_writer() {
+    let dir = temp_dir("committers");
+    let (store, threads) = sqlite_watching_committers(&dir).await;
+    store.write(vec![create("s", "e", 1), append("s", 1..=3, 1)]).await.unwrap();
+    store.write(vec![append("s", 4..=100, 2)]).await.unwrap();
+    store.write(vec![WriteOp::DeleteSession { id: "s".into() }]).await.unwrap();
+    let caller = std::thread::current().name().map(str::to_owned);
+    let writer = Some("log-writer".to_owned());
+    assert_eq!(*threads.lock().unwrap(), vec![caller, writer.clone(), writer]);
+    assert_eq!(store.session("s").await.unwrap(), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_racing_between_callers_and_the_writer_all_land_in_order() {
+    let dir = temp_dir("racing-writes");
+    let (store, threads) = sqlite_watching_committers(&dir).await;
+    let writers: Vec<_> = (0..64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = format!("s{n}");
+                store.write(vec![create(&id, "e", 1)]).await.unwrap();
+                for seq in 1..=20 {
+                    store.write(vec![append(&id, seq..=seq, seq)]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    for n in 0..64 {
+        let id = format!("s{n}");
+        assert_eq!(seqs(&store, &id).await, (1..=20).collect::<Vec<_>>(), "{id}");
+        assert_eq!(store.session(&id).await.unwrap().map(|row| row.head), Some(20));
+    }
+    let threads = threads.lock().unwrap();
+    let on_writer = threads.iter().filter(|name| name.as_deref() == Some("log-writer")).count();
+    eprintln!("{on_writer} of {} commits on the writer thread", threads.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn appends_read_back_in_pages_and_survive_reopen() {
     for log in TestLog::both("pages") {
