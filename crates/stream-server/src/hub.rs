@@ -34,12 +34,13 @@ use stream_core::frame::{ControlFrame, FrameBody, ProtocolError, RunInfo, Subscr
 use stream_core::server::ChannelSequencer;
 use stream_core::server::{ReplayRing, RingLimits, RunningIndex, is_evictable};
 use stream_core::{SequencedFrame, ServerFrame, Snapshot};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::durable::read::Tail;
 use crate::error::AppError;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::probe::Stage;
 use crate::store::{ClusterEvent, SessionRow, Store, StoreError, WriteOp};
 
@@ -73,44 +74,6 @@ pub fn new_id(prefix: &str) -> String {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not take every session down with it.
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A connection's side of the fan-out: a bounded queue of JSON texts, and the
-/// channels dropped because the queue was full.
-pub struct Outbox {
-    /// The connection's id.
-    pub id: u64,
-    queue: mpsc::Sender<Arc<str>>,
-    evicted: Mutex<Vec<String>>,
-    wake: Notify,
-}
-
-impl Outbox {
-    /// An outbox whose queue holds `capacity` texts; returns the receiving end.
-    pub fn new(id: u64, capacity: usize) -> (Arc<Self>, mpsc::Receiver<Arc<str>>) {
-        let (queue, receiver) = mpsc::channel(capacity);
-        (Arc::new(Self { id, queue, evicted: Mutex::new(Vec::new()), wake: Notify::new() }), receiver)
-    }
-
-    /// Queues a text; false when the queue is full or closed.
-    pub fn offer(&self, text: &Arc<str>) -> bool {
-        self.queue.try_send(Arc::clone(text)).is_ok()
-    }
-
-    fn evict(&self, channel: &str) {
-        lock(&self.evicted).push(channel.to_owned());
-        self.wake.notify_one();
-    }
-
-    /// Waits until a channel was dropped for slow consumption.
-    pub async fn evicted(&self) {
-        self.wake.notified().await;
-    }
-
-    /// The channels dropped since the last call.
-    pub fn take_evicted(&self) -> Vec<String> {
-        std::mem::take(&mut *lock(&self.evicted))
-    }
 }
 
 /// The run a session has going, with the token that aborts it.
@@ -584,7 +547,7 @@ impl Session {
         self.head.store(last, Ordering::Release);
         self.tail.send_replace(Tail { position: last, closed: false, gone: false });
         fanout.subscribers.retain(|subscriber| {
-            let kept = fresh.iter().all(|(_, text)| subscriber.offer(text));
+            let kept = subscriber.offer(fresh.iter().map(|(_, text)| text));
             if !kept {
                 subscriber.evict(&self.id);
                 hub.metrics.slow_consumer_drops.inc();
@@ -838,7 +801,7 @@ impl Hub {
             // all (or their queue is full), catch up from their cursors.
             let from_start: Vec<Arc<str>> = ring.after(0).map(|frames| frames.cloned().collect()).unwrap_or_default();
             subscribers.retain(|subscriber| {
-                let kept = !from_start.is_empty() && from_start.iter().all(|text| subscriber.offer(text));
+                let kept = !from_start.is_empty() && subscriber.offer(from_start.iter());
                 if !kept {
                     subscriber.evict(id);
                     self.metrics.subscriptions.dec();
@@ -965,7 +928,7 @@ impl Hub {
         let mut fanout = lock(&session.fanout);
         fanout.deleted = true;
         for subscriber in fanout.subscribers.drain(..) {
-            subscriber.offer(&notice);
+            subscriber.offer(std::iter::once(&notice));
             self.metrics.subscriptions.dec();
         }
         drop(fanout);
@@ -1235,8 +1198,15 @@ mod tests {
         locked.append(hub, vec![FrameBody::Renamed(Renamed { name: name.into() })], Vec::new()).await.unwrap();
     }
 
-    fn queued(queue: &mut mpsc::Receiver<Arc<str>>) -> Vec<String> {
-        std::iter::from_fn(|| queue.try_recv().ok()).map(|text| text.to_string()).collect()
+    /// An outbox whose connection task is writing, so live frames queue.
+    fn outbox() -> Arc<Outbox> {
+        Outbox::new(1, 64, Arc::new(Metrics::new(false)), crate::outbox::testing::socket().0)
+    }
+
+    fn queued(outbox: &Outbox) -> Vec<String> {
+        let mut batch = Vec::new();
+        outbox.take_or_release(&mut batch, 64);
+        batch.iter().map(|text| text.to_string()).collect()
     }
 
     #[tokio::test]
@@ -1245,7 +1215,7 @@ mod tests {
         let hub = &test.hub;
         rename(hub, "s", "one").await;
         rename(hub, "s", "two").await;
-        let (outbox, mut queue) = Outbox::new(1, 64);
+        let outbox = outbox();
         // The subscriber looked the session up; the maintenance pass runs before it attaches.
         let held = hub.open("s").await.unwrap().unwrap();
         let mut catch_up = CatchUp::new(held, Arc::clone(&outbox), 1);
@@ -1262,7 +1232,7 @@ mod tests {
         assert_eq!(caught_up.len(), 1, "the frame after the cursor");
         assert_eq!(hub.evict_idle(now_ms()).await, 0, "a watched session stays");
         rename(hub, "s", "three").await;
-        let live = queued(&mut queue);
+        let live = queued(&outbox);
         assert_eq!(live.len(), 1, "the next frame reaches the subscriber: {live:?}");
         assert!(live[0].contains("three"));
         hub.detach("s", 1).await;
@@ -1288,7 +1258,7 @@ mod tests {
         let test = test_hub("deleted").await;
         let hub = &test.hub;
         rename(hub, "s", "one").await;
-        let (outbox, _queue) = Outbox::new(1, 64);
+        let outbox = outbox();
         let held = hub.open("s").await.unwrap().unwrap();
         assert!(hub.delete("s").await.unwrap());
         assert!(held.lock_live().await.is_none(), "a send that lost the race to the delete");
@@ -1348,7 +1318,7 @@ mod tests {
         let hub = &test.hub;
         rename(hub, "watched", "w").await;
         rename(hub, "busy", "b").await;
-        let (outbox, _queue) = Outbox::new(1, 64);
+        let outbox = outbox();
         let watched = hub.open("watched").await.unwrap().unwrap();
         assert!(matches!(watched.attach_after(&outbox, 1), Attach::Attached(_)));
         let busy = hub.lock("busy", IfMissing::Absent).await.unwrap().unwrap();

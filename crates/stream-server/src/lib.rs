@@ -23,6 +23,7 @@
 //! | [`runs`] | sends, aborts, the run driver, crash recovery |
 //! | [`lease`] | which node drives a run, when several share the log |
 //! | [`provider`] | the provider trait and every provider |
+//! | [`outbox`] | a connection's socket and queue, shared with the publishers |
 //! | [`ws`] | the WebSocket connection |
 //! | [`rest`] | the REST API |
 //! | [`durable`] | the Durable Streams protocol at `/v1/stream/*` |
@@ -44,6 +45,7 @@ pub mod inputs;
 pub mod lease;
 pub mod local_redis;
 pub mod metrics;
+pub mod outbox;
 pub mod probe;
 pub mod provider;
 pub mod rest;

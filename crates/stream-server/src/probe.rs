@@ -19,7 +19,7 @@ pub enum Stage {
     Sequenced,
     /// Committed to the log.
     Committed,
-    /// Offered to every subscriber's queue.
+    /// Offered to every subscriber: written to its socket, or queued.
     Published,
     /// Written to a subscriber's socket (once per subscriber).
     Written,

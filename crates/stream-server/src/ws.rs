@@ -1,8 +1,9 @@
 //! One WebSocket connection (`/v1/ws`): `hello`, then client frames
 //! (`subscribe`, `unsubscribe`, `watch_running`, `ping`) in, and the verdict,
-//! catch-up and live frames out. Queued frames leave in batches (one JSON
-//! array per WebSocket message). The loop is generic over a `Sink` and a
-//! `Stream` of messages, so it does not depend on the socket type.
+//! catch-up and live frames out. Live frames mostly leave on their
+//! publisher's thread (see [`crate::outbox`]); the loop writes the rest,
+//! queued frames in batches (one JSON array per WebSocket message). It works
+//! over any [`Socket`], so it does not depend on the socket type.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,15 +12,15 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use stream_core::frame::{ClientFrame, ControlFrame, Hello, PROTOCOL_VERSION, Pong, SubscribeMode, Unsubscribed};
 use stream_core::server::{Verdict, verdict};
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::watch;
 
 use crate::AppState;
 use crate::config::{MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WEBSOCKET_MESSAGE_BYTES};
-use crate::hub::{CatchUp, CatchUpStep, Outbox, empty_snapshot_text, protocol_error_text, subscribed_text};
+use crate::hub::{CatchUp, CatchUpStep, empty_snapshot_text, protocol_error_text, subscribed_text};
+use crate::outbox::{Outbox, SharedSocket, Socket, batch_text};
 use crate::probe::Stage;
 use crate::store::StoreError;
 
@@ -40,30 +41,19 @@ pub async fn upgrade(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgra
         .write_buffer_size(0)
         .max_message_size(MAX_WEBSOCKET_MESSAGE_BYTES)
         .max_frame_size(MAX_WEBSOCKET_MESSAGE_BYTES)
-        .on_upgrade(move |socket: WebSocket| {
-            let (sink, stream) = socket.split();
-            tracked.track_future(run_connection(state, sink, stream))
-        })
+        .on_upgrade(move |socket: WebSocket| tracked.track_future(run_connection(state, Box::new(socket))))
 }
 
 type SendResult = Result<(), axum::Error>;
 
 /// Serves one connection until either side closes it or the server stops.
-pub async fn run_connection<W, R>(state: Arc<AppState>, mut sink: W, mut stream: R)
-where
-    W: Sink<Message, Error = axum::Error> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
+pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
     let id = state.next_connection_id();
-    let mut connection = Connection {
-        state: Arc::clone(&state),
-        id,
-        outbox: None,
-        queue: None,
-        subscriptions: HashSet::new(),
-        watching: None,
-        last_sent: Instant::now(),
-    };
+    let capacity = state.config.outbox_frames.max(crate::runs::MAX_FRAMES_PER_APPEND);
+    let outbox = Outbox::new(id, capacity, Arc::clone(&state.metrics), socket);
+    let (mut sink, mut stream) = (outbox.socket(), outbox.socket());
+    let mut connection =
+        Connection { state: Arc::clone(&state), id, outbox, subscriptions: HashSet::new(), watching: None };
     state.metrics.connections.inc();
     let hello = ControlFrame::Hello(Hello {
         protocol: PROTOCOL_VERSION,
@@ -83,6 +73,11 @@ where
     tokio::pin!(shutdown, dropped);
     let mut result = connection.send(&mut sink, encode(&hello)).await;
     while result.is_ok() {
+        // Whatever the turn queued is written, and then the socket is the publishers' again.
+        result = connection.write_queued(&mut sink, &mut batch).await;
+        if result.is_err() {
+            break;
+        }
         result = tokio::select! {
             _ = &mut shutdown => {
                 let _ = sink.send(close(close_code::AWAY, "the server is shutting down")).await;
@@ -92,7 +87,7 @@ where
                 let _ = sink.send(close(close_code::RESTART, "dropped by the test hook")).await;
                 break;
             }
-            incoming = stream.next() => match incoming {
+            incoming = stream.next() => match connection.claim(incoming) {
                 // Boxed: a subscribe's catch-up is a large future, and an idle connection should not carry it.
                 Some(Ok(Message::Text(text))) => Box::pin(connection.handle(&mut sink, text.as_str())).await,
                 Some(Ok(Message::Binary(_))) => {
@@ -108,23 +103,14 @@ where
                     break;
                 }
             },
-            received = next_batch(&mut connection.queue, &mut batch) => {
-                if received == 0 {
-                    break;
-                }
-                state.metrics.frames_sent.inc_by(batch.len() as u64);
-                let sent = connection.send(&mut sink, batch_text(&batch)).await;
-                state.metrics.probes.observe(Stage::Written, batch.iter().map(|text| &**text));
-                batch.clear();
-                sent
-            }
-            _ = evicted(&connection.outbox) => Box::pin(connection.report_evictions(&mut sink)).await,
+            _ = connection.outbox.queued() => Ok(()),
+            _ = connection.outbox.evicted() => Box::pin(connection.report_evictions(&mut sink)).await,
             changed = watch_changed(&mut connection.watching) => match changed {
                 Some(text) => connection.send(&mut sink, text.to_string()).await,
                 None => Ok(()),
             },
             _ = ticks.tick() => {
-                if connection.last_sent.elapsed() >= heartbeat {
+                if connection.outbox.last_sent().elapsed() >= heartbeat {
                     batch = Vec::new();
                     connection.send(&mut sink, encode(&ControlFrame::Pong(Pong { id: None }))).await
                 } else {
@@ -142,34 +128,42 @@ where
 struct Connection {
     state: Arc<AppState>,
     id: u64,
-    /// Made at the first subscribe: a connection that follows nothing holds no queue.
-    outbox: Option<Arc<Outbox>>,
-    queue: Option<mpsc::Receiver<Arc<str>>>,
+    outbox: Arc<Outbox>,
     subscriptions: HashSet<String>,
     watching: Option<watch::Receiver<Arc<str>>>,
-    last_sent: Instant,
 }
 
 impl Connection {
-    /// The connection's outbox, made on first use.
-    fn outbox(&mut self) -> Arc<Outbox> {
-        if let Some(outbox) = &self.outbox {
-            return Arc::clone(outbox);
-        }
-        let capacity = self.state.config.outbox_frames.max(crate::runs::MAX_FRAMES_PER_APPEND);
-        let (outbox, queue) = Outbox::new(self.id, capacity);
-        self.queue = Some(queue);
-        Arc::clone(self.outbox.insert(outbox))
+    /// Takes the socket from the publishers before a client frame is
+    /// answered: a subscribe attaches before it writes its catch-up, and
+    /// live frames must queue behind that.
+    fn claim<T>(&self, incoming: T) -> T {
+        self.outbox.claim();
+        incoming
     }
 
-    async fn send<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W, text: String) -> SendResult {
-        self.last_sent = Instant::now();
+    async fn send(&mut self, sink: &mut SharedSocket, text: String) -> SendResult {
+        self.outbox.claim();
         sink.send(Message::Text(text.into())).await
     }
 
-    async fn refuse<W: Sink<Message, Error = axum::Error> + Unpin>(
+    /// Writes what is queued, in batches, finishing first what a
+    /// publisher's write left to flush; then releases the socket.
+    async fn write_queued(&mut self, sink: &mut SharedSocket, batch: &mut Vec<Arc<str>>) -> SendResult {
+        sink.flush().await?;
+        while self.outbox.take_or_release(batch, MAX_BATCH) {
+            self.state.metrics.frames_sent.inc_by(batch.len() as u64);
+            let sent = sink.send(Message::Text(batch_text(batch.iter()).into())).await;
+            self.state.metrics.probes.observe(Stage::Written, batch.iter().map(|text| &**text));
+            batch.clear();
+            sent?;
+        }
+        Ok(())
+    }
+
+    async fn refuse(
         &mut self,
-        sink: &mut W,
+        sink: &mut SharedSocket,
         code: &str,
         message: &str,
         channel: Option<&str>,
@@ -178,7 +172,7 @@ impl Connection {
         self.send(sink, protocol_error_text(code, message, channel)).await
     }
 
-    async fn handle<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W, text: &str) -> SendResult {
+    async fn handle(&mut self, sink: &mut SharedSocket, text: &str) -> SendResult {
         let frame = match crate::inputs::client_frame(text) {
             Ok(frame) => frame,
             Err(error) => return self.refuse(sink, error.kind.code(), &error.to_string(), None).await,
@@ -203,9 +197,9 @@ impl Connection {
         }
     }
 
-    async fn subscribe<W: Sink<Message, Error = axum::Error> + Unpin>(
+    async fn subscribe(
         &mut self,
-        sink: &mut W,
+        sink: &mut SharedSocket,
         channel: String,
         epoch: Option<String>,
         after_seq: Option<u64>,
@@ -224,7 +218,7 @@ impl Connection {
         }
         let state = Arc::clone(&self.state);
         let hub = &state.hub;
-        let outbox = self.outbox();
+        let outbox = Arc::clone(&self.outbox);
         // Looped only when the session is deleted between the lookup and the attach.
         let (session, after_seq, head) = loop {
             let session = match hub.attach_or_wait(&channel, &outbox).await {
@@ -268,7 +262,7 @@ impl Connection {
             match catch_up.next(hub).await {
                 Ok(CatchUpStep::Page(texts)) => {
                     self.state.metrics.frames_sent.inc_by(texts.len() as u64);
-                    self.send(sink, batch_text(&texts)).await?;
+                    self.send(sink, batch_text(texts.iter())).await?;
                 }
                 Ok(CatchUpStep::Live { from_log }) => {
                     hub.metrics().resume(if from_log { "replay_log" } else { "replay_memory" });
@@ -288,45 +282,19 @@ impl Connection {
     }
 
     /// Refuses a subscribe the log could not serve.
-    async fn refuse_unreadable<W: Sink<Message, Error = axum::Error> + Unpin>(
-        &mut self,
-        sink: &mut W,
-        channel: &str,
-        error: &StoreError,
-    ) -> SendResult {
+    async fn refuse_unreadable(&mut self, sink: &mut SharedSocket, channel: &str, error: &StoreError) -> SendResult {
         tracing::error!(%error, "subscribe failed on storage");
         self.refuse(sink, "storage_unavailable", "the log cannot be read now; retry", Some(channel)).await
     }
 
-    async fn report_evictions<W: Sink<Message, Error = axum::Error> + Unpin>(&mut self, sink: &mut W) -> SendResult {
-        let evicted = self.outbox.as_ref().map(|outbox| outbox.take_evicted()).unwrap_or_default();
+    async fn report_evictions(&mut self, sink: &mut SharedSocket) -> SendResult {
+        let evicted = self.outbox.take_evicted();
         for channel in evicted {
             self.subscriptions.remove(&channel);
             let notice = Unsubscribed { channel, reason: "slow_consumer".into() };
             self.send(sink, encode(&ControlFrame::Unsubscribed(notice))).await?;
         }
         Ok(())
-    }
-}
-
-/// The next batch of queued texts (0: the queue closed); waits forever without a queue.
-async fn next_batch(queue: &mut Option<mpsc::Receiver<Arc<str>>>, batch: &mut Vec<Arc<str>>) -> usize {
-    match queue {
-        Some(queue) => {
-            if batch.capacity() == 0 {
-                batch.reserve_exact(MAX_BATCH);
-            }
-            queue.recv_many(batch, MAX_BATCH).await
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// Resolves when a channel was dropped for slow consumption.
-async fn evicted(outbox: &Option<Arc<Outbox>>) {
-    match outbox {
-        Some(outbox) => outbox.evicted().await,
-        None => std::future::pending().await,
     }
 }
 
@@ -344,36 +312,6 @@ fn encode(frame: &ControlFrame) -> String {
     serde_json::to_string(frame).expect("control frames encode")
 }
 
-/// One text for a batch: the frame itself, or a JSON array of frames.
-fn batch_text(texts: &[Arc<str>]) -> String {
-    if let [only] = texts {
-        return only.to_string();
-    }
-    let mut out = String::with_capacity(texts.iter().map(|text| text.len() + 1).sum::<usize>() + 2);
-    out.push('[');
-    for (i, text) in texts.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(text);
-    }
-    out.push(']');
-    out
-}
-
 fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: reason.into() }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_of_one_is_the_frame_and_more_are_an_array() {
-        let one: Vec<Arc<str>> = vec![Arc::from("{\"a\":1}")];
-        assert_eq!(batch_text(&one), "{\"a\":1}");
-        let two: Vec<Arc<str>> = vec![Arc::from("{\"a\":1}"), Arc::from("{\"b\":2}")];
-        assert_eq!(batch_text(&two), "[{\"a\":1},{\"b\":2}]");
-    }
 }
