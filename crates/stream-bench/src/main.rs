@@ -251,6 +251,12 @@ async fn subscribe(socket: &mut Socket, channel: &str, cursor: Option<(&str, u64
     socket.send(Message::text(frame.to_string())).await.expect("subscribe");
 }
 
+/// A client whose pooled connections are let go before the Node server's
+/// keep-alive (5 s) closes them: one reused as it closes is reset.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(2)).build().expect("an HTTP client")
+}
+
 async fn post_send(http: &reqwest::Client, server: &Server, session: &str, id: &str) {
     let response = http
         .post(server.url(&format!("/v1/sessions/{session}/messages")))
@@ -310,7 +316,7 @@ fn strs(args: &[String]) -> Vec<&str> {
 /// the sends to the first.
 async fn delivery(deployment: &Deployment, sessions: usize, subscribers: usize, delta_ms: u64) -> Delivery {
     let server = &deployment.nodes[0];
-    let http = reqwest::Client::new();
+    let http = http_client();
     // Per probe received: from its send time, and from when it was due.
     let latencies: Arc<Mutex<(Vec<f64>, Vec<f64>)>> = Arc::default();
     let mut readers = Vec::new();
@@ -366,7 +372,7 @@ async fn delivery(deployment: &Deployment, sessions: usize, subscribers: usize, 
 async fn sse_delivery(binary: &Path, dir: &Path, sessions: usize, readers: usize, words: usize) -> (u64, f64) {
     let words = words.to_string();
     let server = Server::spawn(binary, dir, &["--demo-delta-ms", "0", "--demo-reply-words", &words]);
-    let http = reqwest::Client::new();
+    let http = http_client();
     for session in 0..sessions {
         // A first run makes each session exist before its readers follow it.
         post_send(&http, &server, &format!("sse{session}"), "c0").await;
@@ -425,7 +431,7 @@ async fn wait_idle(http: &reqwest::Client, server: &Server, session: &str) {
 
 /// Milliseconds to catch up `gap` frames by Durable Streams long-poll reads, page by page.
 async fn long_poll_catch_up(server: &Server, session: &str, after: u64, gap: u64) -> f64 {
-    let http = reqwest::Client::new();
+    let http = http_client();
     let started = Instant::now();
     let (mut offset, mut received) = (format!("{:016}_{after:016}", 0), 0u64);
     while received < gap {
@@ -464,7 +470,7 @@ fn gap_args(gap: u64) -> [String; 4] {
 async fn seed_gap_session(server: &Server) -> (String, u64) {
     let mut socket = connect(server.addr).await;
     subscribe(&mut socket, "gap", None).await;
-    post_send(&reqwest::Client::new(), server, "gap", "c1").await;
+    post_send(&http_client(), server, "gap", "c1").await;
     while let Some(text) = next_text(&mut socket).await {
         if text.contains("\"run_finished\"") {
             break;

@@ -26,6 +26,7 @@
 //!   moved the head first is sequenced again. A copy of a session that
 //!   another node created or compacted in another epoch is let go.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -546,8 +547,9 @@ impl Session {
         }
         self.head.store(last, Ordering::Release);
         self.tail.send_replace(Tail { position: last, closed: false, gone: false });
+        let message = OnceCell::new();
         fanout.subscribers.retain(|subscriber| {
-            let kept = subscriber.offer(fresh.iter().map(|(_, text)| text));
+            let kept = subscriber.offer(fresh.iter().map(|(_, text)| text), &message);
             if !kept {
                 subscriber.evict(&self.id);
                 hub.metrics.slow_consumer_drops.inc();
@@ -801,7 +803,7 @@ impl Hub {
             // all (or their queue is full), catch up from their cursors.
             let from_start: Vec<Arc<str>> = ring.after(0).map(|frames| frames.cloned().collect()).unwrap_or_default();
             subscribers.retain(|subscriber| {
-                let kept = !from_start.is_empty() && subscriber.offer(from_start.iter());
+                let kept = !from_start.is_empty() && subscriber.offer(from_start.iter(), &OnceCell::new());
                 if !kept {
                     subscriber.evict(id);
                     self.metrics.subscriptions.dec();
@@ -927,8 +929,9 @@ impl Hub {
         session.tail.send_modify(|tail| tail.gone = true);
         let mut fanout = lock(&session.fanout);
         fanout.deleted = true;
+        let message = OnceCell::new();
         for subscriber in fanout.subscribers.drain(..) {
-            subscriber.offer(std::iter::once(&notice));
+            subscriber.offer(std::iter::once(&notice), &message);
             self.metrics.subscriptions.dec();
         }
         drop(fanout);

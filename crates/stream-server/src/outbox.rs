@@ -11,12 +11,13 @@
 //! across an await, so a publisher never waits on a slow client: a socket
 //! that cannot take a write at once gets the frames queued instead.
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use axum::extract::ws::Message;
+use axum::extract::ws::{Message, Utf8Bytes};
 use futures_util::{Sink, Stream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -89,11 +90,18 @@ impl Outbox {
 
     /// Delivers `texts`, in order, as one message: written now when the
     /// socket is free and takes it, else queued. False when the queue has no
-    /// room for them all (nothing is queued then).
-    pub fn offer<'a>(&self, texts: impl ExactSizeIterator<Item = &'a Arc<str>> + Clone) -> bool {
+    /// room for them all (nothing is queued then). `message` is their
+    /// WebSocket message, made at the first write and shared by every
+    /// subscriber they are offered to, so a frame is encoded once.
+    pub fn offer<'a>(
+        &self,
+        texts: impl ExactSizeIterator<Item = &'a Arc<str>> + Clone,
+        message: &OnceCell<Utf8Bytes>,
+    ) -> bool {
         let mut line = lock(&self.line);
         if !line.busy && line.queue.is_empty() {
-            match write_now(&mut line.socket, batch_text(texts.clone())) {
+            let message = message.get_or_init(|| batch_text(texts.clone()).into()).clone();
+            match write_now(&mut line.socket, message) {
                 Direct::Flushed => return self.sent(&mut line, texts),
                 Direct::Handed => {
                     line.busy = true;
@@ -175,7 +183,7 @@ impl Outbox {
 
 /// One poll of each step of a send, with a waker that does nothing: a
 /// publisher never waits, and whatever is left over is the task's.
-fn write_now(socket: &mut Box<dyn Socket>, text: String) -> Direct {
+fn write_now(socket: &mut Box<dyn Socket>, message: Utf8Bytes) -> Direct {
     let mut context = Context::from_waker(Waker::noop());
     let mut socket = Pin::new(socket);
     match socket.as_mut().poll_ready(&mut context) {
@@ -183,7 +191,7 @@ fn write_now(socket: &mut Box<dyn Socket>, text: String) -> Direct {
         Poll::Pending => return Direct::NotReady,
         Poll::Ready(Err(_)) => return Direct::Handed,
     }
-    if socket.as_mut().start_send(Message::Text(text.into())).is_err() {
+    if socket.as_mut().start_send(Message::Text(message)).is_err() {
         return Direct::Handed;
     }
     match socket.poll_flush(&mut context) {
@@ -344,18 +352,18 @@ mod tests {
         let outbox = Outbox::new(1, 4, Arc::new(Metrics::new(false)), socket);
         let mut batch = Vec::new();
         assert!(!outbox.take_or_release(&mut batch, 8), "nothing queued: released");
-        assert!(outbox.offer(texts(&["a", "b"]).iter()));
+        assert!(outbox.offer(texts(&["a", "b"]).iter(), &OnceCell::new()));
         assert_eq!(peer.take(), ["[\"a\",\"b\"]"], "written at once, as one message");
         outbox.claim();
-        assert!(outbox.offer(texts(&["c"]).iter()));
+        assert!(outbox.offer(texts(&["c"]).iter(), &OnceCell::new()));
         assert!(peer.take().is_empty(), "the task writes: queued behind it");
         outbox.take_or_release(&mut batch, 8);
-        assert!(outbox.offer(texts(&["d"]).iter()));
+        assert!(outbox.offer(texts(&["d"]).iter(), &OnceCell::new()));
         assert!(peer.take().is_empty(), "taken but not yet written by the task: still queued behind it");
         assert!(outbox.take_or_release(&mut batch, 8));
         assert_eq!(batch, texts(&["c", "d"]));
         assert!(!outbox.take_or_release(&mut batch, 8));
-        assert!(outbox.offer(texts(&["e"]).iter()));
+        assert!(outbox.offer(texts(&["e"]).iter(), &OnceCell::new()));
         assert_eq!(peer.take(), ["\"e\""]);
     }
 
@@ -365,11 +373,11 @@ mod tests {
         let outbox = Outbox::new(1, 3, Arc::new(Metrics::new(false)), socket);
         outbox.take_or_release(&mut Vec::new(), 8);
         peer.block(true);
-        assert!(outbox.offer(texts(&["a", "b"]).iter()));
-        assert!(!outbox.offer(texts(&["c", "d"]).iter()), "no room for both: neither is queued");
-        assert!(outbox.offer(texts(&["c"]).iter()));
+        assert!(outbox.offer(texts(&["a", "b"]).iter(), &OnceCell::new()));
+        assert!(!outbox.offer(texts(&["c", "d"]).iter(), &OnceCell::new()), "no room for both: neither is queued");
+        assert!(outbox.offer(texts(&["c"]).iter(), &OnceCell::new()));
         peer.block(false);
-        assert!(!outbox.offer(texts(&["d"]).iter()), "full, and queued ones go first");
+        assert!(!outbox.offer(texts(&["d"]).iter(), &OnceCell::new()), "full, and queued ones go first");
         let mut batch = Vec::new();
         assert!(outbox.take_or_release(&mut batch, 2));
         assert_eq!(batch, texts(&["a", "b"]), "at most the batch size");
