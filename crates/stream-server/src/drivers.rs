@@ -2,9 +2,10 @@
 //! shared workers that serve the connections.
 //!
 //! A driver's path is the latency every subscriber sees: it sequences a
-//! batch, waits for its commit, and publishes it. The commit is answered
-//! from the SQLite writer thread, and a task woken from outside its runtime
-//! joins the back of the workers' queue. Under fan-out load that queue
+//! batch, commits it, and publishes it, writing it to every free subscriber
+//! socket itself. A commit that had to wait for the SQLite writer thread is
+//! answered from there, and a task woken from outside its runtime joins the
+//! back of the workers' queue. Under fan-out load that queue
 //! holds hundreds of connection tasks, so a driver on the shared workers
 //! waited milliseconds after each commit before it could publish (the probe's
 //! `committed` stage). On their own threads, drivers queue only behind each

@@ -62,6 +62,9 @@ pub fn is_head_conflict(error: &AppError) -> bool {
     )
 }
 
+/// Most frames a publish writes to its subscribers' sockets itself.
+const MOST_FRAMES_WRITTEN_AT_ONCE: usize = 8;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
@@ -548,8 +551,12 @@ impl Session {
         self.head.store(last, Ordering::Release);
         self.tail.send_replace(Tail { position: last, closed: false, gone: false });
         let message = OnceCell::new();
+        // Many frames at once mean a driver behind its provider: queued, they
+        // are written by the connections' tasks, beside the driver and in
+        // larger batches. A few frames (a paced delta) go straight out.
+        let write_now = fresh.len() <= MOST_FRAMES_WRITTEN_AT_ONCE;
         fanout.subscribers.retain(|subscriber| {
-            let kept = subscriber.offer(fresh.iter().map(|(_, text)| text), &message);
+            let kept = subscriber.offer(fresh.iter().map(|(_, text)| text), &message, write_now);
             if !kept {
                 subscriber.evict(&self.id);
                 hub.metrics.slow_consumer_drops.inc();
@@ -803,7 +810,7 @@ impl Hub {
             // all (or their queue is full), catch up from their cursors.
             let from_start: Vec<Arc<str>> = ring.after(0).map(|frames| frames.cloned().collect()).unwrap_or_default();
             subscribers.retain(|subscriber| {
-                let kept = !from_start.is_empty() && subscriber.offer(from_start.iter(), &OnceCell::new());
+                let kept = !from_start.is_empty() && subscriber.offer(from_start.iter(), &OnceCell::new(), true);
                 if !kept {
                     subscriber.evict(id);
                     self.metrics.subscriptions.dec();
@@ -931,7 +938,7 @@ impl Hub {
         fanout.deleted = true;
         let message = OnceCell::new();
         for subscriber in fanout.subscribers.drain(..) {
-            subscriber.offer(std::iter::once(&notice), &message);
+            subscriber.offer(std::iter::once(&notice), &message, true);
             self.metrics.subscriptions.dec();
         }
         drop(fanout);

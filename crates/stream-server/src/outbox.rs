@@ -88,20 +88,22 @@ impl Outbox {
         })
     }
 
-    /// Delivers `texts`, in order, as one message: written now when the
-    /// socket is free and takes it, else queued. False when the queue has no
-    /// room for them all (nothing is queued then). `message` is their
+    /// Delivers `texts`, in order, as one message: written now when
+    /// `write_now` and the socket is free and takes it, else queued (under
+    /// load the task's batches write fewer messages). False when the queue
+    /// has no room for them all (nothing is queued then). `message` is their
     /// WebSocket message, made at the first write and shared by every
     /// subscriber they are offered to, so a frame is encoded once.
     pub fn offer<'a>(
         &self,
         texts: impl ExactSizeIterator<Item = &'a Arc<str>> + Clone,
         message: &OnceCell<Utf8Bytes>,
+        write_now: bool,
     ) -> bool {
         let mut line = lock(&self.line);
-        if !line.busy && line.queue.is_empty() {
+        if write_now && !line.busy && line.queue.is_empty() {
             let message = message.get_or_init(|| batch_text(texts.clone()).into()).clone();
-            match write_now(&mut line.socket, message) {
+            match try_write(&mut line.socket, message) {
                 Direct::Flushed => return self.sent(&mut line, texts),
                 Direct::Handed => {
                     line.busy = true;
@@ -183,7 +185,7 @@ impl Outbox {
 
 /// One poll of each step of a send, with a waker that does nothing: a
 /// publisher never waits, and whatever is left over is the task's.
-fn write_now(socket: &mut Box<dyn Socket>, message: Utf8Bytes) -> Direct {
+fn try_write(socket: &mut Box<dyn Socket>, message: Utf8Bytes) -> Direct {
     let mut context = Context::from_waker(Waker::noop());
     let mut socket = Pin::new(socket);
     match socket.as_mut().poll_ready(&mut context) {
@@ -352,19 +354,22 @@ mod tests {
         let outbox = Outbox::new(1, 4, Arc::new(Metrics::new(false)), socket);
         let mut batch = Vec::new();
         assert!(!outbox.take_or_release(&mut batch, 8), "nothing queued: released");
-        assert!(outbox.offer(texts(&["a", "b"]).iter(), &OnceCell::new()));
+        assert!(outbox.offer(texts(&["a", "b"]).iter(), &OnceCell::new(), true));
         assert_eq!(peer.take(), ["[\"a\",\"b\"]"], "written at once, as one message");
         outbox.claim();
-        assert!(outbox.offer(texts(&["c"]).iter(), &OnceCell::new()));
+        assert!(outbox.offer(texts(&["c"]).iter(), &OnceCell::new(), true));
         assert!(peer.take().is_empty(), "the task writes: queued behind it");
         outbox.take_or_release(&mut batch, 8);
-        assert!(outbox.offer(texts(&["d"]).iter(), &OnceCell::new()));
+        assert!(outbox.offer(texts(&["d"]).iter(), &OnceCell::new(), true));
         assert!(peer.take().is_empty(), "taken but not yet written by the task: still queued behind it");
         assert!(outbox.take_or_release(&mut batch, 8));
         assert_eq!(batch, texts(&["c", "d"]));
         assert!(!outbox.take_or_release(&mut batch, 8));
-        assert!(outbox.offer(texts(&["e"]).iter(), &OnceCell::new()));
+        assert!(outbox.offer(texts(&["e"]).iter(), &OnceCell::new(), true));
         assert_eq!(peer.take(), ["\"e\""]);
+        assert!(outbox.offer(texts(&["f"]).iter(), &OnceCell::new(), false));
+        assert!(peer.take().is_empty(), "under load: queued for the task to batch");
+        assert!(outbox.take_or_release(&mut batch, 8));
     }
 
     #[test]
@@ -373,11 +378,14 @@ mod tests {
         let outbox = Outbox::new(1, 3, Arc::new(Metrics::new(false)), socket);
         outbox.take_or_release(&mut Vec::new(), 8);
         peer.block(true);
-        assert!(outbox.offer(texts(&["a", "b"]).iter(), &OnceCell::new()));
-        assert!(!outbox.offer(texts(&["c", "d"]).iter(), &OnceCell::new()), "no room for both: neither is queued");
-        assert!(outbox.offer(texts(&["c"]).iter(), &OnceCell::new()));
+        assert!(outbox.offer(texts(&["a", "b"]).iter(), &OnceCell::new(), true));
+        assert!(
+            !outbox.offer(texts(&["c", "d"]).iter(), &OnceCell::new(), true),
+            "no room for both: neither is queued"
+        );
+        assert!(outbox.offer(texts(&["c"]).iter(), &OnceCell::new(), true));
         peer.block(false);
-        assert!(!outbox.offer(texts(&["d"]).iter(), &OnceCell::new()), "full, and queued ones go first");
+        assert!(!outbox.offer(texts(&["d"]).iter(), &OnceCell::new(), true), "full, and queued ones go first");
         let mut batch = Vec::new();
         assert!(outbox.take_or_release(&mut batch, 2));
         assert_eq!(batch, texts(&["a", "b"]), "at most the batch size");
