@@ -149,12 +149,9 @@ pub async fn abort(app: &AppState, session_id: &str) -> Result<String, AppError>
     let locked = app.hub.lock(session_id, IfMissing::Absent).await?;
     let locked = locked.ok_or_else(|| AppError::NotFound("no such session".into()))?;
     let running = locked.producer.sequencer.running();
-    // The log's run is the one to abort; this node's is it unless another node drives a later one.
-    let local = locked
-        .producer
-        .run
-        .as_ref()
-        .filter(|run| !app.lease.is_shared() || running.is_none_or(|running| running.run_id == run.run_id));
+    // The log's run is the one to abort: this node's only while the log has it
+    // running (its end may be published, and seen, before its driver lets go).
+    let local = locked.producer.run.as_ref().filter(|run| running.is_some_and(|running| running.run_id == run.run_id));
     match (local, running) {
         (Some(run), _) => {
             run.abort.cancel();
