@@ -29,7 +29,7 @@
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use stream_core::frame::{ControlFrame, FrameBody, ProtocolError, RunInfo, SubscribeMode, Subscribed, Unsubscribed};
 use stream_core::server::ChannelSequencer;
@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::durable::read::Tail;
 use crate::error::AppError;
+use crate::lock;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::probe::Stage;
@@ -73,11 +74,6 @@ pub fn now_ms() -> u64 {
 /// A new unique id with a prefix, time-ordered.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take every session down with it.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The run a session has going, with the token that aborts it.

@@ -204,6 +204,12 @@ impl AppState {
     }
 }
 
+/// Locks a mutex even when a panic poisoned it: a panic elsewhere must not
+/// take every session and connection down with it.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The whole HTTP surface: REST, WebSocket, metrics, and the web app.
 pub fn router(state: Arc<AppState>) -> Router {
     rest::router(state)

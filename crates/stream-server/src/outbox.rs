@@ -14,7 +14,7 @@
 use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use axum::extract::ws::{Message, Utf8Bytes};
@@ -22,6 +22,7 @@ use futures_util::{Sink, Stream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::lock;
 use crate::metrics::Metrics;
 use crate::probe::Stage;
 
@@ -62,6 +63,7 @@ struct Line {
 }
 
 /// How a write straight to the socket went.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Direct {
     /// Written and flushed.
     Flushed,
@@ -103,14 +105,15 @@ impl Outbox {
         let mut line = lock(&self.line);
         if write_now && !line.busy && line.queue.is_empty() {
             let message = message.get_or_init(|| batch_text(texts.clone()).into()).clone();
-            match try_write(&mut line.socket, message) {
-                Direct::Flushed => return self.sent(&mut line, texts),
-                Direct::Handed => {
+            let written = try_write(&mut line.socket, message);
+            if written != Direct::NotReady {
+                if written == Direct::Handed {
                     line.busy = true;
                     self.queued.notify_one();
-                    return self.sent(&mut line, texts);
                 }
-                Direct::NotReady => {}
+                line.last_sent = Instant::now();
+                self.count_written(texts);
+                return true;
             }
         }
         if line.queue.len() + texts.len() > self.capacity {
@@ -121,11 +124,10 @@ impl Outbox {
         true
     }
 
-    fn sent<'a>(&self, line: &mut Line, texts: impl ExactSizeIterator<Item = &'a Arc<str>>) -> bool {
-        line.last_sent = Instant::now();
+    /// Counts `texts` as written to the socket, by a publisher or the task.
+    pub fn count_written<'a>(&self, texts: impl ExactSizeIterator<Item = &'a Arc<str>>) {
         self.metrics.frames_sent.inc_by(texts.len() as u64);
         self.metrics.probes.observe(Stage::Written, texts.map(|text| &**text));
-        true
     }
 
     /// Marks the socket as the task's: publishers queue until it is released.
@@ -256,11 +258,6 @@ impl Stream for SharedSocket {
     fn poll_next(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.poll_socket(|socket| socket.poll_next(context))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take every connection down with it.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ use crate::AppState;
 use crate::config::{MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WEBSOCKET_MESSAGE_BYTES};
 use crate::hub::{CatchUp, CatchUpStep, empty_snapshot_text, protocol_error_text, subscribed_text};
 use crate::outbox::{Outbox, SharedSocket, Socket, batch_text};
-use crate::probe::Stage;
 use crate::store::StoreError;
 
 /// Most queued texts sent in one WebSocket message.
@@ -53,7 +52,7 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
     let outbox = Outbox::new(id, capacity, Arc::clone(&state.metrics), socket);
     let (mut sink, mut stream) = (outbox.socket(), outbox.socket());
     let mut connection =
-        Connection { state: Arc::clone(&state), id, outbox, subscriptions: HashSet::new(), watching: None };
+        Connection { state: Arc::clone(&state), outbox, subscriptions: HashSet::new(), watching: None };
     state.metrics.connections.inc();
     let hello = ControlFrame::Hello(Hello {
         protocol: PROTOCOL_VERSION,
@@ -87,22 +86,27 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
                 let _ = sink.send(close(close_code::RESTART, "dropped by the test hook")).await;
                 break;
             }
-            incoming = stream.next() => match connection.claim(incoming) {
-                // Boxed: a subscribe's catch-up is a large future, and an idle connection should not carry it.
-                Some(Ok(Message::Text(text))) => Box::pin(connection.handle(&mut sink, text.as_str())).await,
-                Some(Ok(Message::Binary(_))) => {
-                    connection.refuse(&mut sink, "binary_not_supported", "send frames as JSON text", None).await
+            incoming = stream.next() => {
+                // Taken from the publishers before a client frame is answered: a
+                // subscribe attaches before it writes its catch-up, which live frames follow.
+                connection.outbox.claim();
+                match incoming {
+                    // Boxed: a subscribe's catch-up is a large future, and an idle connection should not carry it.
+                    Some(Ok(Message::Text(text))) => Box::pin(connection.handle(&mut sink, text.as_str())).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        connection.refuse(&mut sink, "binary_not_supported", "send frames as JSON text", None).await
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(error)) => {
+                        // A message over the size bound surfaces here as a read error.
+                        state.metrics.reject("socket_error");
+                        let _ = sink.send(close(close_code::SIZE, "message too big or malformed")).await;
+                        tracing::debug!(%error, connection = id, "socket read failed");
+                        break;
+                    }
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(error)) => {
-                    // A message over the size bound surfaces here as a read error.
-                    state.metrics.reject("socket_error");
-                    let _ = sink.send(close(close_code::SIZE, "message too big or malformed")).await;
-                    tracing::debug!(%error, connection = id, "socket read failed");
-                    break;
-                }
-            },
+            }
             _ = connection.outbox.queued() => Ok(()),
             _ = connection.outbox.evicted() => Box::pin(connection.report_evictions(&mut sink)).await,
             changed = watch_changed(&mut connection.watching) => match changed {
@@ -127,21 +131,12 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
 
 struct Connection {
     state: Arc<AppState>,
-    id: u64,
     outbox: Arc<Outbox>,
     subscriptions: HashSet<String>,
     watching: Option<watch::Receiver<Arc<str>>>,
 }
 
 impl Connection {
-    /// Takes the socket from the publishers before a client frame is
-    /// answered: a subscribe attaches before it writes its catch-up, and
-    /// live frames must queue behind that.
-    fn claim<T>(&self, incoming: T) -> T {
-        self.outbox.claim();
-        incoming
-    }
-
     async fn send(&mut self, sink: &mut SharedSocket, text: String) -> SendResult {
         self.outbox.claim();
         sink.send(Message::Text(text.into())).await
@@ -152,9 +147,8 @@ impl Connection {
     async fn write_queued(&mut self, sink: &mut SharedSocket, batch: &mut Vec<Arc<str>>) -> SendResult {
         sink.flush().await?;
         while self.outbox.take_or_release(batch, MAX_BATCH) {
-            self.state.metrics.frames_sent.inc_by(batch.len() as u64);
             let sent = sink.send(Message::Text(batch_text(batch.iter()).into())).await;
-            self.state.metrics.probes.observe(Stage::Written, batch.iter().map(|text| &**text));
+            self.outbox.count_written(batch.iter());
             batch.clear();
             sent?;
         }
@@ -183,7 +177,7 @@ impl Connection {
             }
             ClientFrame::Unsubscribe { channel } => {
                 if self.subscriptions.remove(&channel) {
-                    self.state.hub.detach(&channel, self.id).await;
+                    self.state.hub.detach(&channel, self.outbox.id).await;
                 }
                 Ok(())
             }
@@ -211,7 +205,7 @@ impl Connection {
         }
         if self.subscriptions.contains(&channel) {
             // A resubscribe (after a resync) starts over from the new cursor.
-            self.state.hub.detach(&channel, self.id).await;
+            self.state.hub.detach(&channel, self.outbox.id).await;
         } else if self.subscriptions.len() >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
             let message = format!("at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} channels per connection");
             return self.refuse(sink, "too_many_subscriptions", &message, Some(&channel)).await;
