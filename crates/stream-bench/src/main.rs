@@ -24,9 +24,10 @@
 //! 6. Side by side with a plain Node.js server (`baseline/server.mjs`): the
 //!    paced cases of 1 at 1,000 subscribers and idle memory (see `versus`).
 //!
-//! Usage: `loadgen --server target/release/stream-server [--quick] [--idle-only] [--versus-only]`.
+//! Usage: `loadgen --server target/release/stream-server [--quick] [--idle-only] [--delivery-only] [--versus-only]`.
 //! Prints a table and writes `target/bench/server.json` (`--idle-only`: only
-//! the idle-connection figure, printed; `--versus-only`: only the side by side).
+//! the idle-connection figure, printed; `--delivery-only`: only the delivery
+//! table of 1; `--versus-only`: only the side by side).
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -622,21 +623,16 @@ async fn main() {
     // fast as or faster than models stream) measure latency at sustained
     // loads, side by side with the plain Node server.
     let paced_words = words / 10;
+    if args.iter().any(|arg| arg == "--delivery-only") {
+        report_delivery(&delivery_cases(&binary, words, paced_words).await, words);
+        return;
+    }
     let versus = versus::run(&binary, paced_words, idle).await;
     if args.iter().any(|arg| arg == "--versus-only") {
         versus.report(idle);
         return;
     }
-    let mut cases = Vec::new();
-    for (sessions, subscribers, words, delta_ms) in
-        [(1, 1, paced_words / 4, 20), (10, 10, words, 0), (10, 100, words, 0)]
-    {
-        let dir = temp_dir("delivery");
-        let deployment = Deployment::sqlite(&binary, &dir, &strs(&demo_args(words, delta_ms)));
-        cases.push(delivery(&deployment, sessions, subscribers, delta_ms).await);
-        drop(deployment);
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    let cases = delivery_cases(&binary, words, paced_words).await;
     let scale_out = scale_out(&binary, words, paced_words).await;
     let (rss_before, rss_after, bytes_per_idle) = versus.idle;
     let dir = temp_dir("resume");
@@ -646,37 +642,7 @@ async fn main() {
     let (sse_frames, sse_rate) = sse_delivery(&binary, &dir, 10, 10, words).await;
     let _ = std::fs::remove_dir_all(dir);
 
-    println!("stream-server load ({} cores), demo provider, {words} words per reply at full speed", num_cpus());
-    println!(
-        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>10} {:>10}",
-        "delta ms", "sessions", "subscribers", "frames", "frames/s", "p50 ms", "p99 ms"
-    );
-    let mut json_cases = Vec::new();
-    for case in &cases {
-        let rate = case.frames as f64 / case.seconds;
-        let (p50, p99) = (percentile(&case.latency_ms, 0.5), percentile(&case.latency_ms, 0.99));
-        println!(
-            "{:>9} {:>9} {:>12} {:>12} {:>12.0} {:>10.2} {:>10.2}",
-            case.delta_ms,
-            case.sessions,
-            case.sessions * case.subscribers,
-            case.frames,
-            rate,
-            p50,
-            p99
-        );
-        json_cases.push(json!({
-            "demo_delta_ms": case.delta_ms,
-            "sessions": case.sessions,
-            "subscribers_total": case.sessions * case.subscribers,
-            "frames_delivered": case.frames,
-            "seconds": case.seconds,
-            "frames_per_second": rate,
-            "latency_samples": case.latency_ms.len(),
-            "latency_p50_ms": p50,
-            "latency_p99_ms": p99,
-        }));
-    }
+    let json_cases = report_delivery(&cases, words);
     let json_versus = versus.report(idle);
     // The fan-out target: p99 at 1,000 subscribers under the paced load.
     if let Some(row) = versus.paced.iter().find(|row| row.delta_ms == 20) {
@@ -754,6 +720,58 @@ async fn main() {
     std::fs::create_dir_all(dir).expect("target/bench");
     std::fs::write(dir.join("server.json"), serde_json::to_string_pretty(&report).expect("json")).expect("write");
     println!("wrote target/bench/server.json");
+}
+
+/// The delivery cases of 1: one paced session, then full speed at 10 × 10
+/// and 10 × 100, each on a fresh server.
+async fn delivery_cases(binary: &Path, words: usize, paced_words: usize) -> Vec<Delivery> {
+    let mut cases = Vec::new();
+    for (sessions, subscribers, words, delta_ms) in
+        [(1, 1, paced_words / 4, 20), (10, 10, words, 0), (10, 100, words, 0)]
+    {
+        let dir = temp_dir("delivery");
+        let deployment = Deployment::sqlite(binary, &dir, &strs(&demo_args(words, delta_ms)));
+        cases.push(delivery(&deployment, sessions, subscribers, delta_ms).await);
+        drop(deployment);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    cases
+}
+
+/// Prints the delivery table and returns its rows for the JSON report.
+fn report_delivery(cases: &[Delivery], words: usize) -> Vec<serde_json::Value> {
+    println!("stream-server load ({} cores), demo provider, {words} words per reply at full speed", num_cpus());
+    println!(
+        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "delta ms", "sessions", "subscribers", "frames", "frames/s", "p50 ms", "p99 ms"
+    );
+    let mut json_cases = Vec::new();
+    for case in cases {
+        let rate = case.frames as f64 / case.seconds;
+        let (p50, p99) = (percentile(&case.latency_ms, 0.5), percentile(&case.latency_ms, 0.99));
+        println!(
+            "{:>9} {:>9} {:>12} {:>12} {:>12.0} {:>10.2} {:>10.2}",
+            case.delta_ms,
+            case.sessions,
+            case.sessions * case.subscribers,
+            case.frames,
+            rate,
+            p50,
+            p99
+        );
+        json_cases.push(json!({
+            "demo_delta_ms": case.delta_ms,
+            "sessions": case.sessions,
+            "subscribers_total": case.sessions * case.subscribers,
+            "frames_delivered": case.frames,
+            "seconds": case.seconds,
+            "frames_per_second": rate,
+            "latency_samples": case.latency_ms.len(),
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
+        }));
+    }
+    json_cases
 }
 
 fn num_cpus() -> usize {
