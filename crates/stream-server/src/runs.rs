@@ -115,20 +115,27 @@ async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest)
         Err(AppError::Storage(StoreError::Leased(_))) => return Err(run_in_progress("a run")),
         result => result?,
     }
-    let provider_run = provider.start(RunRequest {
+    let run_request = RunRequest {
         session_id: session_id.to_owned(),
         run_id: answer.run_id.clone(),
         prompt: request.content.clone(),
         continuation,
         history,
-    });
+    };
     let abort = tokio_util::sync::CancellationToken::new();
     locked.producer.run = Some(ActiveRun { run_id: answer.run_id.clone(), abort: abort.clone() });
     let Locked { session, producer } = locked;
     drop(producer);
     let run =
         RunContext { run_id: answer.run_id.clone(), provider: provider_name.to_owned(), continuation: None, resumed };
-    let driver = drive(Arc::clone(app), session, run, provider_run, abort);
+    // The provider starts on the drivers' runtime, so the tasks it spawns
+    // hand their events to the driver on the same thread, not across runtimes
+    // (a parked thread woken on a busy machine waits for a core).
+    let (app_for_driver, provider) = (Arc::clone(app), Arc::clone(provider));
+    let driver = async move {
+        let provider_run = provider.start(run_request);
+        drive(app_for_driver, session, run, provider_run, abort).await;
+    };
     app.tasks.spawn_on(driver, app.drivers.handle());
     Ok(answer)
 }
