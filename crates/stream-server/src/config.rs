@@ -130,8 +130,9 @@ pub struct Config {
     /// Milliseconds of silence after which the server sends a heartbeat (`pong` without id).
     #[arg(long, env = "STREAM_HEARTBEAT_MS", default_value_t = 15_000)]
     pub heartbeat_ms: u64,
-    /// Frames a connection may have queued before its channels are dropped
-    /// (`slow_consumer`); at least the most frames one append publishes (1,032).
+    /// Frames a connection may have queued before its channels leave the
+    /// live fan-out and catch up from the log; at least the most frames one
+    /// append publishes (1,032).
     #[arg(long, env = "STREAM_OUTBOX_FRAMES", default_value_t = 4_096)]
     pub outbox_frames: usize,
     /// Frames kept in memory per session for replay.

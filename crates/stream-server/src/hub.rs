@@ -554,7 +554,9 @@ impl Session {
         fanout.subscribers.retain(|subscriber| {
             let kept = subscriber.offer(fresh.iter().map(|(_, text)| text), &message, write_now);
             if !kept {
-                subscriber.evict(&self.id);
+                // It was handed every frame up to the old head: its task
+                // catches up from there, at the pace its client reads.
+                subscriber.evict(&self.id, Some((&self.epoch, head)));
                 hub.metrics.slow_consumer_drops.inc();
                 hub.metrics.subscriptions.dec();
             }
@@ -571,9 +573,9 @@ impl Session {
             return Attach::Deleted;
         }
         if self.superseded.load(Ordering::Acquire) {
-            // Nobody publishes to this copy any more: dropped as a slow
+            // Nobody publishes to this copy any more: evicted as a slow
             // consumer is, the subscriber looks the session up again.
-            outbox.evict(&self.id);
+            outbox.evict(&self.id, Some((&self.epoch, after_seq)));
             return Attach::Attached(Vec::new());
         }
         let caught_up = fanout.head == after_seq;
@@ -636,12 +638,13 @@ impl Session {
         removed
     }
 
-    /// Drops every subscriber as a slow consumer would be dropped: each
-    /// looks the session up again and catches up from its cursor.
+    /// Evicts every subscriber as a slow consumer is evicted: each looks the
+    /// session up again and catches up from its cursor.
     fn evict_subscribers(&self, metrics: &Metrics) {
         let mut fanout = lock(&self.fanout);
+        let head = fanout.head;
         for subscriber in fanout.subscribers.drain(..) {
-            subscriber.evict(&self.id);
+            subscriber.evict(&self.id, Some((&self.epoch, head)));
             metrics.subscriptions.dec();
         }
     }
@@ -808,7 +811,7 @@ impl Hub {
             subscribers.retain(|subscriber| {
                 let kept = !from_start.is_empty() && subscriber.offer(from_start.iter(), &OnceCell::new(), true);
                 if !kept {
-                    subscriber.evict(id);
+                    subscriber.evict(id, None);
                     self.metrics.subscriptions.dec();
                 }
                 kept

@@ -83,7 +83,7 @@ impl Metrics {
         registry.register("commit_batch_writes", "Writes per group commit", metrics.commit_batch.clone());
         registry.register(
             "slow_consumer_drops",
-            "Subscriptions dropped for not reading",
+            "Subscriptions that fell behind the live fan-out and caught up from the log",
             metrics.slow_consumer_drops.clone(),
         );
         registry.register("rejected_inputs", "Client input refused, by reason", metrics.rejected_inputs.clone());

@@ -5,11 +5,13 @@
 //! nothing is queued before it and the connection's task is not writing:
 //! the frames leave on the publisher's thread, with no task to wake (at
 //! 100 subscribers, that was 100 wake-ups per frame, and the median's
-//! largest share). Otherwise they queue, bounded (a full queue drops the
-//! channel, as a slow consumer), and the connection's task writes them in
-//! order. Whoever writes holds the lock for one poll of the socket, never
-//! across an await, so a publisher never waits on a slow client: a socket
-//! that cannot take a write at once gets the frames queued instead.
+//! largest share). Otherwise they queue, bounded, and the connection's task
+//! writes them in order; a channel whose frames do not fit is evicted from
+//! the fan-out with the cursor of the last frame handed over, and the task
+//! catches it up from there at its client's pace. Whoever writes holds the
+//! lock for one poll of the socket, never across an await, so a publisher
+//! never waits on a slow client: a socket that cannot take a write at once
+//! gets the frames queued instead.
 
 use std::cell::OnceCell;
 use std::collections::VecDeque;
@@ -46,9 +48,19 @@ pub struct Outbox {
     line: Mutex<Line>,
     /// Texts were queued, or a publisher's write left bytes to flush.
     queued: Notify,
-    evicted: Mutex<Vec<String>>,
+    evicted: Mutex<Vec<Evicted>>,
     wake: Notify,
     metrics: Arc<Metrics>,
+}
+
+/// A channel whose frames stopped reaching the connection, and where its
+/// task picks it up again.
+pub struct Evicted {
+    /// The channel.
+    pub channel: String,
+    /// The epoch and seq of the last frame the connection was handed, from
+    /// which its task catches up; `None` when it was handed none.
+    pub cursor: Option<(String, u64)>,
 }
 
 /// What the lock guards.
@@ -168,20 +180,28 @@ impl Outbox {
         SharedSocket(Arc::clone(self))
     }
 
-    /// Drops `channel` (its frames no longer reach this connection) and tells the task.
-    pub fn evict(&self, channel: &str) {
-        lock(&self.evicted).push(channel.to_owned());
+    /// Tells the task that `channel`'s frames no longer reach this
+    /// connection after `cursor`, so it catches up from there.
+    pub fn evict(&self, channel: &str, cursor: Option<(&str, u64)>) {
+        let cursor = cursor.map(|(epoch, seq)| (epoch.to_owned(), seq));
+        lock(&self.evicted).push(Evicted { channel: channel.to_owned(), cursor });
         self.wake.notify_one();
     }
 
-    /// Waits until a channel was dropped for slow consumption.
+    /// Waits until a channel was evicted.
     pub async fn evicted(&self) {
         self.wake.notified().await;
     }
 
-    /// The channels dropped since the last call.
-    pub fn take_evicted(&self) -> Vec<String> {
+    /// The channels evicted since the last call.
+    pub fn take_evicted(&self) -> Vec<Evicted> {
         std::mem::take(&mut *lock(&self.evicted))
+    }
+
+    /// Forgets `channel`'s evictions not yet taken: the client subscribed
+    /// anew or unsubscribed, so their cursors are stale.
+    pub fn forget_evicted(&self, channel: &str) {
+        lock(&self.evicted).retain(|evicted| evicted.channel != channel);
     }
 }
 

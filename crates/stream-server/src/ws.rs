@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::AppState;
 use crate::config::{MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WEBSOCKET_MESSAGE_BYTES};
 use crate::hub::{CatchUp, CatchUpStep, empty_snapshot_text, protocol_error_text, subscribed_text};
-use crate::outbox::{Outbox, SharedSocket, Socket, batch_text};
+use crate::outbox::{Evicted, Outbox, SharedSocket, Socket, batch_text};
 use crate::store::StoreError;
 
 /// Most queued texts sent in one WebSocket message.
@@ -108,7 +108,7 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
                 }
             }
             _ = connection.outbox.queued() => Ok(()),
-            _ = connection.outbox.evicted() => Box::pin(connection.report_evictions(&mut sink)).await,
+            _ = connection.outbox.evicted() => Box::pin(connection.catch_up_evicted(&mut sink, &mut batch)).await,
             changed = watch_changed(&mut connection.watching) => match changed {
                 Some(text) => connection.send(&mut sink, text.to_string()).await,
                 None => Ok(()),
@@ -178,6 +178,7 @@ impl Connection {
             ClientFrame::Unsubscribe { channel } => {
                 if self.subscriptions.remove(&channel) {
                     self.state.hub.detach(&channel, self.outbox.id).await;
+                    self.outbox.forget_evicted(&channel);
                 }
                 Ok(())
             }
@@ -206,6 +207,7 @@ impl Connection {
         if self.subscriptions.contains(&channel) {
             // A resubscribe (after a resync) starts over from the new cursor.
             self.state.hub.detach(&channel, self.outbox.id).await;
+            self.outbox.forget_evicted(&channel);
         } else if self.subscriptions.len() >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
             let message = format!("at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} channels per connection");
             return self.refuse(sink, "too_many_subscriptions", &message, Some(&channel)).await;
@@ -281,12 +283,17 @@ impl Connection {
         self.refuse(sink, "storage_unavailable", "the log cannot be read now; retry", Some(channel)).await
     }
 
-    async fn report_evictions(&mut self, sink: &mut SharedSocket) -> SendResult {
+    /// Catches each evicted channel up from its cursor, as if the client had
+    /// resubscribed from there: from the ring or the log, at the pace the
+    /// client reads, and then live again (or a snapshot, when the cursor
+    /// is of an epoch gone). The frames queued before an eviction are
+    /// written first, so nothing is sent twice or out of order.
+    async fn catch_up_evicted(&mut self, sink: &mut SharedSocket, batch: &mut Vec<Arc<str>>) -> SendResult {
         let evicted = self.outbox.take_evicted();
-        for channel in evicted {
-            self.subscriptions.remove(&channel);
-            let notice = Unsubscribed { channel, reason: "slow_consumer".into() };
-            self.send(sink, encode(&ControlFrame::Unsubscribed(notice))).await?;
+        self.write_queued(sink, batch).await?;
+        for Evicted { channel, cursor } in evicted {
+            let (epoch, after_seq) = cursor.unzip();
+            self.subscribe(sink, channel, epoch, after_seq).await?;
         }
         Ok(())
     }

@@ -254,11 +254,11 @@ async fn a_session_compacted_by_one_node_moves_to_its_new_epoch_on_another() {
     watching.until_finished(1).await;
     let before = watching.engine.cursor().clone();
     // Node 0 lets the idle session go and compacts it; node 1, which holds
-    // it for its subscriber, hands the subscriber the new epoch.
+    // it for its subscriber, hands the subscriber the new epoch (a
+    // snapshot) unasked.
     while watching.engine.cursor().epoch == before.epoch {
         watching.pump().await.expect("socket open");
     }
-    assert_eq!(watching.resubscribes, 1);
     let (status, body) = send(&cluster.url(1), "kept", "c2", "second").await;
     assert_eq!(status, 202, "{body}");
     watching.until_finished(2).await;

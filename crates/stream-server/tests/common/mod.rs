@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use stream_core::{IngestReport, ResyncReason, RunEvent, SessionEngine, Snapshot};
+use stream_core::{IngestReport, RunEvent, SessionEngine, Snapshot};
 use stream_server::local_redis::LocalRedis;
 use stream_server::{AppState, Config};
 use tokio::net::TcpStream;
@@ -158,7 +158,6 @@ pub struct Client {
     pub engine: SessionEngine,
     pub finished: Vec<RunEvent>,
     pub frames_seen: usize,
-    pub resubscribes: usize,
 }
 
 impl Client {
@@ -169,7 +168,7 @@ impl Client {
     /// Connects with an existing engine (its cursor) and subscribes.
     pub async fn resume(addr: SocketAddr, engine: SessionEngine) -> Self {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws")).await.expect("connect");
-        let mut client = Self { ws, engine, finished: Vec::new(), frames_seen: 0, resubscribes: 0 };
+        let mut client = Self { ws, engine, finished: Vec::new(), frames_seen: 0 };
         let hello = client.next_text().await.expect("hello");
         assert!(hello.contains(r#""type":"hello""#), "{hello}");
         let subscribe = serde_json::to_string(&client.engine.subscribe_frame()).expect("subscribe");
@@ -187,22 +186,14 @@ impl Client {
         }
     }
 
-    /// Feeds one WebSocket message to the engine; asserts it was clean. A
-    /// `slow_consumer` drop is answered as the browser transport does: by
-    /// resubscribing from the cursor.
+    /// Feeds one WebSocket message to the engine; asserts it was clean and
+    /// asked for no resync (the server catches a lagging subscription up
+    /// itself).
     pub async fn pump(&mut self) -> Option<IngestReport> {
         let text = self.next_text().await?;
         let report = self.engine.ingest(&text, 0);
         assert!(report.errors.is_empty(), "{:?} in {text}", report.errors);
-        match &report.need_resync {
-            None => {}
-            Some(ResyncReason::Unsubscribed { reason }) if reason == "slow_consumer" => {
-                self.resubscribes += 1;
-                let subscribe = serde_json::to_string(&self.engine.subscribe_frame()).expect("subscribe");
-                self.ws.send(Message::text(subscribe)).await.expect("resubscribe");
-            }
-            Some(other) => panic!("unexpected resync {other:?} after {text}"),
-        }
+        assert_eq!(report.need_resync, None, "after {text}");
         self.frames_seen += report.applied;
         for event in &report.run_events {
             if matches!(event, RunEvent::Finished { .. }) {
