@@ -115,12 +115,20 @@ async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest)
         Err(AppError::Storage(StoreError::Leased(_))) => return Err(run_in_progress("a run")),
         result => result?,
     }
-    let run_request = RunRequest {
-        session_id: session_id.to_owned(),
-        run_id: answer.run_id.clone(),
-        prompt: request.content.clone(),
-        continuation,
-        history,
+    // Started here, so a run is registered (an external run's events URL
+    // answers) once the send is answered, but inside the drivers' runtime:
+    // the tasks the provider spawns hand their events to the driver on the
+    // same threads, not across runtimes (a parked thread woken on a busy
+    // machine waits for a core; it was the paced median's largest share).
+    let provider_run = {
+        let _drivers = app.drivers.handle().enter();
+        provider.start(RunRequest {
+            session_id: session_id.to_owned(),
+            run_id: answer.run_id.clone(),
+            prompt: request.content.clone(),
+            continuation,
+            history,
+        })
     };
     let abort = tokio_util::sync::CancellationToken::new();
     locked.producer.run = Some(ActiveRun { run_id: answer.run_id.clone(), abort: abort.clone() });
@@ -128,14 +136,7 @@ async fn start_run(app: &Arc<AppState>, session_id: &str, request: &SendRequest)
     drop(producer);
     let run =
         RunContext { run_id: answer.run_id.clone(), provider: provider_name.to_owned(), continuation: None, resumed };
-    // The provider starts on the drivers' runtime, so the tasks it spawns
-    // hand their events to the driver on the same thread, not across runtimes
-    // (a parked thread woken on a busy machine waits for a core).
-    let (app_for_driver, provider) = (Arc::clone(app), Arc::clone(provider));
-    let driver = async move {
-        let provider_run = provider.start(run_request);
-        drive(app_for_driver, session, run, provider_run, abort).await;
-    };
+    let driver = drive(Arc::clone(app), session, run, provider_run, abort);
     app.tasks.spawn_on(driver, app.drivers.handle());
     Ok(answer)
 }
