@@ -202,3 +202,41 @@ async fn the_test_hook_drops_every_socket_while_the_run_goes_on() {
     assert!(hook.status().is_client_error(), "the hook exists only when asked for: {}", hook.status());
     plain.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_at_any_pace_get_every_frame_once_in_order() {
+    // Small queues and a long reply at full speed: the fan-out outruns the
+    // readers that pause, and their connections catch them up.
+    let server = TestServer::start(|config| {
+        config.outbox_frames = 64;
+        config.demo_reply_words = 40_000;
+    })
+    .await;
+    let base = server.url("");
+    let mut readers = Vec::new();
+    for seed in 0..4u64 {
+        let mut client = Client::connect(server.addr, "paces").await;
+        readers.push(tokio::spawn(async move {
+            // Reader 0 reads flat out; the others pause at random, longer the higher their seed.
+            let mut rng = fastrand::Rng::with_seed(seed);
+            while client.finished.is_empty() {
+                let report = client.pump().await.expect("socket open");
+                assert_eq!((report.buffered, report.duplicates), (0, 0), "reader {seed}: a gap or an overlap");
+                if seed > 0 && rng.usize(0..40) == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(rng.u64(10..100 * seed))).await;
+                }
+            }
+            client.engine.state_hash()
+        }));
+    }
+    let (status, body) = send(&base, "paces", "c1", "flood").await;
+    assert_eq!(status, 202, "{body}");
+    let mut hashes = Vec::new();
+    for reader in readers {
+        hashes.push(reader.await.expect("reader"));
+    }
+    let logged = snapshot(&base, "paces").await.state_hash;
+    assert_eq!(hashes, vec![logged; 4]);
+    assert!(metric(&base, "stream_slow_consumer_drops_total").await >= 1.0, "no reader fell behind");
+    server.stop().await;
+}
