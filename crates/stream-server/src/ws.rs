@@ -51,15 +51,20 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
     let capacity = state.config.outbox_frames.max(crate::runs::MAX_FRAMES_PER_APPEND);
     let outbox = Outbox::new(id, capacity, Arc::clone(&state.metrics), socket);
     let (mut sink, mut stream) = (outbox.socket(), outbox.socket());
-    let mut connection =
-        Connection { state: Arc::clone(&state), outbox, subscriptions: HashSet::new(), watching: None };
+    let heartbeat = Duration::from_millis(state.config.heartbeat_ms.max(1));
+    let mut connection = Connection {
+        state: Arc::clone(&state),
+        outbox,
+        subscriptions: HashSet::new(),
+        watching: None,
+        write_patience: 2 * heartbeat,
+    };
     state.metrics.connections.inc();
     let hello = ControlFrame::Hello(Hello {
         protocol: PROTOCOL_VERSION,
         connection_id: format!("conn-{id}"),
         heartbeat_ms: state.config.heartbeat_ms,
     });
-    let heartbeat = Duration::from_millis(state.config.heartbeat_ms.max(1));
     let mut ticks = tokio::time::interval(heartbeat);
     // Made for the first batch, let go after a heartbeat period without one:
     // an idle connection holds no batch buffer, a busy one keeps it.
@@ -79,11 +84,11 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
         }
         result = tokio::select! {
             _ = &mut shutdown => {
-                let _ = sink.send(close(close_code::AWAY, "the server is shutting down")).await;
+                connection.close(&mut sink, close_code::AWAY, "the server is shutting down").await;
                 break;
             }
             _ = &mut dropped => {
-                let _ = sink.send(close(close_code::RESTART, "dropped by the test hook")).await;
+                connection.close(&mut sink, close_code::RESTART, "dropped by the test hook").await;
                 break;
             }
             incoming = stream.next() => {
@@ -101,7 +106,7 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
                     Some(Err(error)) => {
                         // A message over the size bound surfaces here as a read error.
                         state.metrics.reject("socket_error");
-                        let _ = sink.send(close(close_code::SIZE, "message too big or malformed")).await;
+                        connection.close(&mut sink, close_code::SIZE, "message too big or malformed").await;
                         tracing::debug!(%error, connection = id, "socket read failed");
                         break;
                     }
@@ -134,20 +139,43 @@ struct Connection {
     outbox: Arc<Outbox>,
     subscriptions: HashSet<String>,
     watching: Option<watch::Receiver<Arc<str>>>,
+    /// How long one write may wait on the client: two heartbeats, the
+    /// silence after which a client gives the link up too.
+    write_patience: Duration,
 }
 
 impl Connection {
     async fn send(&mut self, sink: &mut SharedSocket, text: String) -> SendResult {
         self.outbox.claim();
-        sink.send(Message::Text(text.into())).await
+        self.patiently(sink.send(Message::Text(text.into()))).await
+    }
+
+    /// Sends a close frame with `code`: the connection ends whether or not
+    /// the client takes it.
+    async fn close(&self, sink: &mut SharedSocket, code: u16, reason: &str) {
+        let _ = self.patiently(sink.send(close(code, reason))).await;
+    }
+
+    /// `write`, unless the client takes longer than [`Self::write_patience`]
+    /// to accept it: then it has stopped reading (or the link is dead), and
+    /// the connection ends, counted; the client resumes from its cursor
+    /// when it comes back.
+    async fn patiently(&self, write: impl Future<Output = SendResult>) -> SendResult {
+        match tokio::time::timeout(self.write_patience, write).await {
+            Ok(written) => written,
+            Err(_) => {
+                self.state.metrics.reject("write_timeout");
+                Err(axum::Error::new(std::io::Error::from(std::io::ErrorKind::TimedOut)))
+            }
+        }
     }
 
     /// Writes what is queued, in batches, finishing first what a
     /// publisher's write left to flush; then releases the socket.
     async fn write_queued(&mut self, sink: &mut SharedSocket, batch: &mut Vec<Arc<str>>) -> SendResult {
-        sink.flush().await?;
+        self.patiently(sink.flush()).await?;
         while self.outbox.take_or_release(batch, MAX_BATCH) {
-            let sent = sink.send(Message::Text(batch_text(batch.iter()).into())).await;
+            let sent = self.patiently(sink.send(Message::Text(batch_text(batch.iter()).into()))).await;
             self.outbox.count_written(batch.iter());
             batch.clear();
             sent?;

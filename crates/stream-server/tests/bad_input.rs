@@ -141,6 +141,33 @@ async fn bad_websocket_frames_get_protocol_errors_and_the_connection_stays() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_is_let_go_after_two_heartbeats() {
+    let server = TestServer::start(|config| {
+        config.heartbeat_ms = 500;
+        config.demo_reply_words = 40_000;
+    })
+    .await;
+    let base = server.url("");
+    let mut stuck = Client::connect(server.addr, "stuck").await;
+    let mut reader = Client::connect(server.addr, "stuck").await;
+    send(&base, "stuck", "c1", "flood").await;
+    reader.until_finished(1).await;
+    // The stuck client's socket is full and its writes wait: after a second it is let go.
+    let timed_out = r#"stream_rejected_inputs_total{reason="write_timeout"}"#;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(&base, timed_out).await < 1.0 || server.state.metrics.connections.get() != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the stuck client was never let go");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // What it was handed before it stopped still applies cleanly, and the socket ends.
+    while let Some(text) = stuck.next_text().await {
+        let report = stuck.engine.ingest(&text, 0);
+        assert_eq!((report.errors.len(), report.buffered, report.duplicates), (0, 0, 0), "{text:.200}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_client_that_never_reads_holds_nobody_back_and_is_caught_up_once_it_reads() {
     let server = TestServer::start(|config| {
         config.outbox_frames = 64;
