@@ -46,10 +46,10 @@ pub struct Outbox {
     /// Most texts the queue holds.
     capacity: usize,
     line: Mutex<Line>,
-    /// Texts were queued, or a publisher's write left bytes to flush.
+    /// The task has work: texts were queued, a publisher's write left bytes
+    /// to flush, or a channel was evicted.
     queued: Notify,
     evicted: Mutex<Vec<Evicted>>,
-    wake: Notify,
     metrics: Arc<Metrics>,
 }
 
@@ -97,7 +97,6 @@ impl Outbox {
             line: Mutex::new(line),
             queued: Notify::new(),
             evicted: Mutex::new(Vec::new()),
-            wake: Notify::new(),
             metrics,
         })
     }
@@ -165,7 +164,8 @@ impl Outbox {
         true
     }
 
-    /// Waits until texts were queued (or a publisher's write needs flushing).
+    /// Waits until the task has work: texts were queued, a publisher's write
+    /// needs flushing, or a channel was evicted.
     pub async fn queued(&self) {
         self.queued.notified().await;
     }
@@ -185,12 +185,7 @@ impl Outbox {
     pub fn evict(&self, channel: &str, cursor: Option<(&str, u64)>) {
         let cursor = cursor.map(|(epoch, seq)| (epoch.to_owned(), seq));
         lock(&self.evicted).push(Evicted { channel: channel.to_owned(), cursor });
-        self.wake.notify_one();
-    }
-
-    /// Waits until a channel was evicted.
-    pub async fn evicted(&self) {
-        self.wake.notified().await;
+        self.queued.notify_one();
     }
 
     /// The channels evicted since the last call.

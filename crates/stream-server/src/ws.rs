@@ -60,11 +60,12 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
         write_patience: 2 * heartbeat,
     };
     state.metrics.connections.inc();
-    let hello = ControlFrame::Hello(Hello {
+    // Encoded at once: the frame itself would be held for the connection's life.
+    let hello = encode(&ControlFrame::Hello(Hello {
         protocol: PROTOCOL_VERSION,
         connection_id: format!("conn-{id}"),
         heartbeat_ms: state.config.heartbeat_ms,
-    });
+    }));
     let mut ticks = tokio::time::interval(heartbeat);
     // Made for the first batch, let go after a heartbeat period without one:
     // an idle connection holds no batch buffer, a busy one keeps it.
@@ -75,7 +76,7 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
     let shutdown = state.shutdown.cancelled();
     let dropped = drops.changed();
     tokio::pin!(shutdown, dropped);
-    let mut result = connection.send(&mut sink, encode(&hello)).await;
+    let mut result = connection.send(&mut sink, hello).await;
     while result.is_ok() {
         // Whatever the turn queued is written, and then the socket is the publishers' again.
         result = connection.write_queued(&mut sink, &mut batch).await;
@@ -112,8 +113,11 @@ pub async fn run_connection(state: Arc<AppState>, socket: Box<dyn Socket>) {
                     }
                 }
             }
-            _ = connection.outbox.queued() => Ok(()),
-            _ = connection.outbox.evicted() => Box::pin(connection.catch_up_evicted(&mut sink, &mut batch)).await,
+            // Queued texts are written at the top of the loop; evicted channels are caught up here.
+            _ = connection.outbox.queued() => match connection.outbox.take_evicted() {
+                evicted if evicted.is_empty() => Ok(()),
+                evicted => Box::pin(connection.catch_up(&mut sink, &mut batch, evicted)).await,
+            },
             changed = watch_changed(&mut connection.watching) => match changed {
                 Some(text) => connection.send(&mut sink, text.to_string()).await,
                 None => Ok(()),
@@ -311,13 +315,18 @@ impl Connection {
         self.refuse(sink, "storage_unavailable", "the log cannot be read now; retry", Some(channel)).await
     }
 
-    /// Catches each evicted channel up from its cursor, as if the client had
-    /// resubscribed from there: from the ring or the log, at the pace the
-    /// client reads, and then live again (or a snapshot, when the cursor
-    /// is of an epoch gone). The frames queued before an eviction are
-    /// written first, so nothing is sent twice or out of order.
-    async fn catch_up_evicted(&mut self, sink: &mut SharedSocket, batch: &mut Vec<Arc<str>>) -> SendResult {
-        let evicted = self.outbox.take_evicted();
+    /// Catches each `evicted` channel up from its cursor, as if the client
+    /// had resubscribed from there: from the ring or the log, at the pace the
+    /// client reads, and then live again (or a snapshot, when the cursor is
+    /// of an epoch gone). They were taken before the queue is written here,
+    /// so every frame queued before an eviction goes first: nothing is sent
+    /// twice or out of order.
+    async fn catch_up(
+        &mut self,
+        sink: &mut SharedSocket,
+        batch: &mut Vec<Arc<str>>,
+        evicted: Vec<Evicted>,
+    ) -> SendResult {
         self.write_queued(sink, batch).await?;
         for Evicted { channel, cursor } in evicted {
             let (epoch, after_seq) = cursor.unzip();

@@ -16,19 +16,19 @@ use common::*;
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 
 /// The heap an idle connection may hold on the server. Measured (dhat's
-/// profile of this test, bytes per connection, 11 blocks in all):
+/// profile of this test, bytes per connection, 10 blocks in all):
 ///
 /// | what | bytes |
 /// |---|---|
-/// | its task: the upgrade's and the connection's futures, in tokio's task cell | 1,408 |
+/// | its task: the upgrade's and the connection's futures, in tokio's task cell | 1,280 |
 /// | the upgraded WebSocket, boxed as the connection's socket | 368 |
 /// | the socket's registration with tokio's I/O driver | 256 |
 /// | the WebSocket's read buffer (`READ_BUFFER_BYTES` in `ws.rs`) | 256 |
-/// | the outbox (its queue is empty and unallocated) | 216 |
+/// | the outbox (its queue is empty and unallocated) | 184 |
 /// | the heartbeat timer | 112 |
 /// | the write buffer's leftover capacity after the `hello` | 79 |
 /// | hyper's upgraded I/O and tokio-tungstenite's two waker proxies | 200 |
-/// | total | 2,905 |
+/// | total | 2,735 |
 ///
 /// RSS per connection (allocator overhead and page granularity on top) is
 /// held to 4 KB by `just bench`.
