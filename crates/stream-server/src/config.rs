@@ -127,7 +127,9 @@ pub struct Config {
     /// Milliseconds of silence from a provider after which its run fails.
     #[arg(long, env = "STREAM_PROVIDER_TIMEOUT_MS", default_value_t = 900_000)]
     pub provider_timeout_ms: u64,
-    /// Milliseconds of silence after which the server sends a heartbeat (`pong` without id).
+    /// Milliseconds of silence after which the server sends a heartbeat
+    /// (`pong` without id); a write its client has not taken within two of
+    /// them ends the connection.
     #[arg(long, env = "STREAM_HEARTBEAT_MS", default_value_t = 15_000)]
     pub heartbeat_ms: u64,
     /// Frames a connection may have queued before its channels leave the
