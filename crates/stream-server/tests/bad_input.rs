@@ -140,19 +140,31 @@ async fn bad_websocket_frames_get_protocol_errors_and_the_connection_stays() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_is_let_go_after_two_heartbeats() {
+/// A server with `tweak`, a client on `channel` that does not read, and one
+/// that reads a long reply at full speed to its end.
+async fn flood_past_a_client_not_reading(
+    tweak: impl FnOnce(&mut stream_server::Config),
+    channel: &str,
+) -> (TestServer, Client, Client) {
     let server = TestServer::start(|config| {
-        config.heartbeat_ms = 500;
         config.demo_reply_words = 40_000;
+        tweak(config);
     })
     .await;
-    let base = server.url("");
-    let mut stuck = Client::connect(server.addr, "stuck").await;
-    let mut reader = Client::connect(server.addr, "stuck").await;
-    send(&base, "stuck", "c1", "flood").await;
+    let not_reading = Client::connect(server.addr, channel).await;
+    let mut reader = Client::connect(server.addr, channel).await;
+    send(&server.url(""), channel, "c1", "flood").await;
     reader.until_finished(1).await;
-    // The stuck client's socket is full and its writes wait: after a second it is let go.
+    (server, not_reading, reader)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_let_go_after_two_heartbeats() {
+    let (server, mut stuck, _reader) =
+        flood_past_a_client_not_reading(|config| config.heartbeat_ms = 500, "stuck").await;
+    let base = server.url("");
+    // The stuck client's socket is full and its writes wait: after a second
+    // it is let go, and only the reader (kept open) is left.
     let timed_out = r#"stream_rejected_inputs_total{reason="write_timeout"}"#;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while metric(&base, timed_out).await < 1.0 || server.state.metrics.connections.get() != 1 {
@@ -169,16 +181,9 @@ async fn a_client_that_stops_reading_is_let_go_after_two_heartbeats() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_holds_nobody_back_and_is_caught_up_once_it_reads() {
-    let server = TestServer::start(|config| {
-        config.outbox_frames = 64;
-        config.demo_reply_words = 40_000;
-    })
-    .await;
+    let (server, mut idle, reader) =
+        flood_past_a_client_not_reading(|config| config.outbox_frames = 64, "firehose").await;
     let base = server.url("");
-    let mut idle = Client::connect(server.addr, "firehose").await;
-    let mut reader = Client::connect(server.addr, "firehose").await;
-    send(&base, "firehose", "c1", "flood").await;
-    reader.until_finished(1).await;
     let logged = snapshot(&base, "firehose").await.state_hash;
     assert_eq!(reader.engine.state_hash(), logged);
     assert!(metric(&base, "stream_slow_consumer_drops_total").await >= 1.0);
