@@ -209,8 +209,7 @@ impl Connection {
             }
             ClientFrame::Unsubscribe { channel } => {
                 if self.subscriptions.remove(&channel) {
-                    self.state.hub.detach(&channel, self.outbox.id).await;
-                    self.outbox.forget_evicted(&channel);
+                    self.leave(&channel).await;
                 }
                 Ok(())
             }
@@ -238,8 +237,7 @@ impl Connection {
         }
         if self.subscriptions.contains(&channel) {
             // A resubscribe (after a resync) starts over from the new cursor.
-            self.state.hub.detach(&channel, self.outbox.id).await;
-            self.outbox.forget_evicted(&channel);
+            self.leave(&channel).await;
         } else if self.subscriptions.len() >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
             let message = format!("at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} channels per connection");
             return self.refuse(sink, "too_many_subscriptions", &message, Some(&channel)).await;
@@ -307,6 +305,13 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Takes this connection out of `channel`'s fan-out; an eviction of it
+    /// not yet caught up is stale from here on, so it is forgotten.
+    async fn leave(&self, channel: &str) {
+        self.state.hub.detach(channel, self.outbox.id).await;
+        self.outbox.forget_evicted(channel);
     }
 
     /// Refuses a subscribe the log could not serve.
